@@ -1,0 +1,891 @@
+package config
+
+import (
+	"errors"
+	"io/fs"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// envOf returns a lookup function over env.
+func envOf(env map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := env[k]
+		return v, ok
+	}
+}
+
+// problemsOf returns the problems of err, failing the test if err is not
+// a *ValidationError.
+func problemsOf(t *testing.T, err error) []Problem {
+	t.Helper()
+	if err == nil {
+		t.Fatal("got no error, want problems")
+	}
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("error %v (%T) is not a *ValidationError", err, err)
+	}
+	if len(ve.Problems) == 0 {
+		t.Fatalf("*ValidationError without problems: %v", err)
+	}
+	return ve.Problems
+}
+
+// findProblem returns the problem at path whose message contains msg.
+func findProblem(ps []Problem, path, msg string) (Problem, bool) {
+	for _, p := range ps {
+		if p.Path == path && strings.Contains(p.Msg, msg) {
+			return p, true
+		}
+	}
+	return Problem{}, false
+}
+
+func mustParse(t *testing.T, src string, env map[string]string) *Config {
+	t.Helper()
+	cfg, err := Parse([]byte(src), "test.yaml", envOf(env))
+	if err != nil {
+		t.Fatalf("Parse: %v", err)
+	}
+	return cfg
+}
+
+func TestExpandEnv(t *testing.T) {
+	env := map[string]string{"HOST": "db.internal", "EMPTY": "", "PORT": "5432", "_X1": "x"}
+	tests := []struct {
+		name string
+		in   string
+		want string
+	}{
+		{"set", "a: ${HOST}", "a: db.internal"},
+		{"underscore and digits", "a: ${_X1}", "a: x"},
+		{"set with default", "a: ${HOST:-other}", "a: db.internal"},
+		{"unset with default", "a: ${NOPE:-fallback}", "a: fallback"},
+		{"empty with default", "a: ${EMPTY:-fallback}", "a: fallback"},
+		{"empty default", "a: '${NOPE:-}'", "a: ''"},
+		{"default with colon", "a: ${NOPE:-127.0.0.1:80}", "a: 127.0.0.1:80"},
+		{"empty without default", "a: '${EMPTY}'", "a: ''"},
+		{"several on a line", "a: ${HOST}:${PORT}", "a: db.internal:5432"},
+		{"dollar dollar", "a: $$HOST $${HOST}", "a: $HOST ${HOST}"},
+		{"lone dollar", "a: $HOST costs $5 $", "a: $HOST costs $5 $"},
+		{"no dollar", "a: b\n", "a: b\n"},
+		{"value not re-expanded", "a: ${DOLLAR}", "a: ${HOST}"},
+	}
+	env["DOLLAR"] = "${HOST}"
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got, _, probs := expandEnv([]byte(tt.in), envOf(env))
+			if len(probs) != 0 {
+				t.Fatalf("problems: %v", probs)
+			}
+			if string(got) != tt.want {
+				t.Errorf("expandEnv(%q) = %q, want %q", tt.in, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestExpandEnvProblems(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		want []Problem // Path is empty for all
+	}{
+		{"missing", "a: 1\nb: ${MISSING}\n", []Problem{{Line: 2, Msg: "environment variable MISSING is not set"}}},
+		{"all missing ones", "a: ${A}\n\nb: ${B} ${C}\n", []Problem{
+			{Line: 1, Msg: "environment variable A is not set"},
+			{Line: 3, Msg: "environment variable B is not set"},
+			{Line: 3, Msg: "environment variable C is not set"},
+		}},
+		{"in a comment", "# ${COMMENTED}\na: 1\n", []Problem{{Line: 1, Msg: "COMMENTED is not set"}}},
+		{"empty name", "a: ${}\n", []Problem{{Line: 1, Msg: "invalid variable reference \"${}\""}}},
+		{"bad name", "a: 1\na: ${1X}\n", []Problem{{Line: 2, Msg: "invalid variable reference \"${1X}\""}}},
+		{"other operator", "a: ${X-def}\n", []Problem{{Line: 1, Msg: "invalid variable reference \"${X-def}\""}}},
+		{"unclosed", "a: ${X\nb: }\n", []Problem{{Line: 1, Msg: "unclosed variable reference \"${X\""}}},
+		{"unclosed default", "a: ${X:-y\n", []Problem{{Line: 1, Msg: "unclosed variable reference"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, probs := expandEnv([]byte(tt.in), envOf(nil))
+			if len(probs) != len(tt.want) {
+				t.Fatalf("got %d problems %v, want %d", len(probs), probs, len(tt.want))
+			}
+			for i, p := range probs {
+				if p.Line != tt.want[i].Line || p.Path != "" || !strings.Contains(p.Msg, tt.want[i].Msg) {
+					t.Errorf("problem %d = %+v, want line %d and message containing %q", i, p, tt.want[i].Line, tt.want[i].Msg)
+				}
+			}
+		})
+	}
+}
+
+func TestParseEnv(t *testing.T) {
+	const src = "admin:\n  address: ${ADMIN:-127.0.0.1:7000}\n  token: ${TOKEN}\naccess_log:\n  path: $$HOME/${LOG:-edge.log}\n"
+	tests := []struct {
+		name      string
+		env       map[string]string
+		wantAdmin string
+		wantToken string
+		wantPath  string
+	}{
+		{"set", map[string]string{"ADMIN": ":9000", "TOKEN": "s3cret", "LOG": "x.log"}, ":9000", "s3cret", "$HOME/x.log"},
+		{"unset with default", map[string]string{"TOKEN": "t"}, "127.0.0.1:7000", "t", "$HOME/edge.log"},
+		{"empty with default", map[string]string{"ADMIN": "", "TOKEN": "t", "LOG": ""}, "127.0.0.1:7000", "t", "$HOME/edge.log"},
+		{"set but empty without default", map[string]string{"TOKEN": ""}, "127.0.0.1:7000", "", "$HOME/edge.log"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := mustParse(t, src, tt.env)
+			if cfg.Admin.Address != tt.wantAdmin || cfg.Admin.Token != tt.wantToken || cfg.AccessLog.Path != tt.wantPath {
+				t.Errorf("got admin %q token %q path %q, want %q %q %q",
+					cfg.Admin.Address, cfg.Admin.Token, cfg.AccessLog.Path, tt.wantAdmin, tt.wantToken, tt.wantPath)
+			}
+		})
+	}
+
+	t.Run("missing is a problem with its line", func(t *testing.T) {
+		src := "listeners:\n  - address: ${LISTEN}\nadmin:\n  token: ${TOKEN}\nserver:\n  idle_timeout: 0s\n"
+		_, err := Parse([]byte(src), "test.yaml", envOf(nil))
+		ps := problemsOf(t, err)
+		want := []Problem{
+			{Line: 2, Msg: "environment variable LISTEN is not set (write ${LISTEN:-default} to give a default)"},
+			{Line: 4, Msg: "environment variable TOKEN is not set (write ${TOKEN:-default} to give a default)"},
+			{Path: "server.idle_timeout", Line: 6, Msg: "must be greater than 0, got 0s"},
+		}
+		// The empty listener address on line 2 is not reported: the
+		// missing variable explains it.
+		if !reflect.DeepEqual(ps, want) {
+			t.Errorf("problems:\n%v\nwant:\n%v", ps, want)
+		}
+	})
+
+	t.Run("lines of a multi-line value", func(t *testing.T) {
+		src := "server:\n  idle_timeout: ${X}\n  max_connections: 0\n  read_header_timeout: 0s\n  read_header_timeout: 1s\n"
+		_, err := Parse([]byte(src), "test.yaml", envOf(map[string]string{"X": "5s\n  grace_period: 1s"}))
+		ps := problemsOf(t, err)
+		want := []Problem{{Path: "server.read_header_timeout", Line: 5, Msg: `duplicate key "read_header_timeout" (first defined on line 4)`}}
+		if !reflect.DeepEqual(ps, want) {
+			t.Errorf("problems:\n%v\nwant:\n%v", ps, want)
+		}
+		src = "server:\n  idle_timeout: ${X}\n  max_connections: 0\n"
+		_, err = Parse([]byte(src), "test.yaml", envOf(map[string]string{"X": "5s\n  grace_period: 1s"}))
+		if _, ok := findProblem(problemsOf(t, err), "server.max_connections", "at least 1"); !ok || problemsOf(t, err)[0].Line != 3 {
+			t.Errorf("got %v, want server.max_connections on line 3", err)
+		}
+	})
+
+	t.Run("nil lookup sets nothing", func(t *testing.T) {
+		_, err := Parse([]byte("admin: {token: '${T}'}\n"), "", nil)
+		if _, ok := findProblem(problemsOf(t, err), "", "T is not set"); !ok {
+			t.Errorf("got %v", err)
+		}
+	})
+}
+
+func TestParseStrict(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		path string
+		line int
+		msg  string
+	}{
+		{"empty file", "", "", 0, "configuration is empty"},
+		{"only comments", "# nothing\n\n# here\n", "", 0, "configuration is empty"},
+		{"only a document marker", "---\n", "", 0, "configuration is empty"},
+		{"null document", "~\n", "", 0, "configuration is empty"},
+		{"two documents", "watch: true\n---\nwatch: false\n", "", 2, "more than one YAML document"},
+		{"not a mapping", "- a\n- b\n", "", 1, "must be a mapping"},
+		{"scalar document", "hello\n", "", 1, "must be a mapping"},
+		{"syntax error", "server:\n  idle_timeout: 1s\n bad: [\n", "", 2, "did not find expected key"},
+		{"unknown top-level key", "watch: true\nlisteners: [{address: ':80'}]\nroutez: []\n", "routez", 3, `unknown field "routez"; did you mean "routes"?`},
+		{"unknown nested key", "listeners:\n  - address: ':80'\n    nmae: a\n", "listeners[0].nmae", 3, `unknown field "nmae"; did you mean "name"?`},
+		{"unknown key without suggestion", "server:\n  frobnicate: 1\n", "server.frobnicate", 2, "known fields: read_header_timeout,"},
+		{"unknown key in an upstream", "upstreams:\n  app:\n    nodes: [{address: 'a:1'}]\n    polcy: round_robin\n", "upstreams.app.polcy", 4, `did you mean "policy"?`},
+		{"duplicate key", "admin:\n  address: ':1'\n  token: a\n  token: b\n", "admin.token", 4, `duplicate key "token" (first defined on line 3)`},
+		{"duplicate top-level key", "watch: true\nwatch: false\n", "watch", 2, `duplicate key "watch"`},
+		{"wrong type", "server:\n  max_connections: many\n", "server.max_connections", 2, `expected an integer, got "many"`},
+		{"list for a mapping", "server: [1, 2]\n", "server", 1, "expected a mapping, got a list"},
+		{"mapping for a list", "listeners: {address: ':80'}\n", "listeners", 1, "expected a list, got a mapping"},
+		{"bool", "watch: maybe\n", "watch", 1, `expected true or false, got "maybe"`},
+		{"wrong type in flow", "upstreams: {app: {nodes: [{address: 'a:1', weight: {}}]}}\n", "upstreams.app.nodes[0].weight", 1, "expected an integer, got a mapping"},
+		{"bad duration", "server:\n  idle_timeout: 90\n", "server.idle_timeout", 2, `duration needs a unit, e.g. "2s"`},
+		{"bad size", "server:\n  max_body_bytes: 1 potato\n", "server.max_body_bytes", 2, `unknown unit "potato"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(tt.src), "test.yaml", envOf(nil))
+			if cfg != nil {
+				t.Errorf("got a config with error %v", err)
+			}
+			ps := problemsOf(t, err)
+			if len(ps) != 1 {
+				t.Fatalf("got %d problems, want 1:\n%v", len(ps), err)
+			}
+			p := ps[0]
+			if p.Path != tt.path || p.Line != tt.line || !strings.Contains(p.Msg, tt.msg) {
+				t.Errorf("got %+v, want path %q line %d message containing %q", p, tt.path, tt.line, tt.msg)
+			}
+		})
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	const src = `
+upstreams:
+  app:
+    hash: {load_factor: 0}
+    nodes:
+      - address: "10.0.0.1:80"
+      - address: "10.0.0.2:80"
+        name: two
+routes:
+  - match:
+      hosts: [Example.COM, "*.Example.org"]
+      methods: [get, Post]
+    proxy: app
+  - name: maint
+    respond: {body: down}
+  - redirect: {https: true}
+`
+	cfg := mustParse(t, src, nil)
+	if cfg.File != "test.yaml" {
+		t.Errorf("File = %q", cfg.File)
+	}
+	if want := []Listener{{Name: "http", Address: ":8080"}}; !reflect.DeepEqual(cfg.Listeners, want) {
+		t.Errorf("Listeners = %+v, want %+v", cfg.Listeners, want)
+	}
+	if cfg.Admin.Address != "127.0.0.1:9901" || cfg.Admin.Token != "" {
+		t.Errorf("Admin = %+v", cfg.Admin)
+	}
+	wantServer := Server{
+		ReadHeaderTimeout: Duration(10 * time.Second),
+		BodyTimeout:       Duration(60 * time.Second),
+		SendTimeout:       Duration(60 * time.Second),
+		IdleTimeout:       Duration(75 * time.Second),
+		GracePeriod:       Duration(30 * time.Second),
+		MaxHeaderBytes:    16 << 10,
+		MaxURIBytes:       8 << 10,
+		MaxBodyBytes:      64 << 20,
+		MaxConnections:    10000,
+	}
+	if !reflect.DeepEqual(cfg.Server, wantServer) {
+		t.Errorf("Server = %+v\nwant %+v", cfg.Server, wantServer)
+	}
+	if cfg.AccessLog != (AccessLog{Format: "off"}) {
+		t.Errorf("AccessLog = %+v", cfg.AccessLog)
+	}
+	if cfg.Watch {
+		t.Error("Watch = true")
+	}
+	wantUp := &Upstream{
+		Policy: "random_two",
+		Hash:   Hash{Source: "client_ip", LoadFactor: 1.25},
+		Nodes: []Node{
+			{Name: "10.0.0.1:80", Address: "10.0.0.1:80", Weight: 1},
+			{Name: "two", Address: "10.0.0.2:80", Weight: 1},
+		},
+		ConnectTimeout:        Duration(2 * time.Second),
+		ResponseHeaderTimeout: Duration(60 * time.Second),
+		IdleTimeout:           Duration(60 * time.Second),
+		MaxConnsPerNode:       512,
+		ConnWaitTimeout:       Duration(time.Second),
+	}
+	if got := cfg.Upstreams["app"]; !reflect.DeepEqual(got, wantUp) {
+		t.Errorf("upstream app = %+v\nwant %+v", got, wantUp)
+	}
+	r := cfg.Routes
+	if r[0].Name != "route0" || r[1].Name != "maint" || r[2].Name != "route2" {
+		t.Errorf("route names = %q %q %q", r[0].Name, r[1].Name, r[2].Name)
+	}
+	if want := []string{"example.com", "*.example.org"}; !reflect.DeepEqual(r[0].Match.Hosts, want) {
+		t.Errorf("hosts = %q, want %q", r[0].Match.Hosts, want)
+	}
+	if want := []string{"GET", "POST"}; !reflect.DeepEqual(r[0].Match.Methods, want) {
+		t.Errorf("methods = %q, want %q", r[0].Match.Methods, want)
+	}
+	if r[1].Respond.Status != 200 || r[1].Respond.Body != "down" {
+		t.Errorf("respond = %+v", r[1].Respond)
+	}
+	if r[2].Redirect.Status != 0 || r[2].Redirect.Template != nil {
+		t.Errorf("redirect = %+v, want status 0 (by method) and no template", r[2].Redirect)
+	}
+}
+
+func TestDefaultsExplicit(t *testing.T) {
+	tests := []struct {
+		name  string
+		src   string
+		check func(*Config) bool
+	}{
+		{"max_body_bytes 0 is no limit", "server: {max_body_bytes: 0}\n",
+			func(c *Config) bool { return c.Server.MaxBodyBytes == 0 }},
+		{"max_body_bytes null is the default", "server: {max_body_bytes: ~}\n",
+			func(c *Config) bool { return c.Server.MaxBodyBytes == 64<<20 }},
+		{"max_body_bytes absent is the default", "server: {idle_timeout: 1s}\n",
+			func(c *Config) bool {
+				return c.Server.MaxBodyBytes == 64<<20 && c.Server.IdleTimeout == Duration(time.Second)
+			}},
+		{"listener names by position", "listeners: [{address: ':1'}, {address: ':2', name: x}, {address: ':3'}]\n",
+			func(c *Config) bool {
+				return c.Listeners[0].Name == "http" && c.Listeners[1].Name == "x" && c.Listeners[2].Name == "http3"
+			}},
+		{"admin off", "admin: {address: 'off'}\n",
+			func(c *Config) bool { return c.Admin.Address == "off" }},
+		{"hash source defaults only when absent", "upstreams: {a: {hash: {source: cookie, name: sid}, nodes: [{address: 'a:1'}]}}\n",
+			func(c *Config) bool { return c.Upstreams["a"].Hash.Source == "cookie" }},
+		{"values kept", "upstreams: {a: {nodes: [{address: 'a:1', weight: 7}], max_conns_per_node: 3}}\n",
+			func(c *Config) bool {
+				u := c.Upstreams["a"]
+				return u.Nodes[0].Weight == 7 && u.MaxConnsPerNode == 3
+			}},
+		{"merged values are not defaulted", "upstreams:\n  a: &a {connect_timeout: 5s, nodes: [{address: 'a:1'}]}\n  b:\n    <<: *a\n    policy: least_conn\n",
+			func(c *Config) bool {
+				b := c.Upstreams["b"]
+				return b.ConnectTimeout == Duration(5*time.Second) && b.Policy == "least_conn" && len(b.Nodes) == 1
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if cfg := mustParse(t, tt.src, nil); !tt.check(cfg) {
+				t.Errorf("unexpected config: %+v", cfg)
+			}
+		})
+	}
+}
+
+func TestFullExample(t *testing.T) {
+	t.Setenv("EDGE_ADMIN_TOKEN", "")
+	cfg, err := Load(filepath.Join("testdata", "full.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.File != filepath.Join("testdata", "full.yaml") {
+		t.Errorf("File = %q", cfg.File)
+	}
+	if cfg.Admin.Token != "changeme" {
+		t.Errorf("token = %q, want the default", cfg.Admin.Token)
+	}
+	wantNets := []netip.Prefix{
+		netip.MustParsePrefix("10.0.0.0/8"),
+		netip.MustParsePrefix("192.168.1.7/32"),
+		netip.MustParsePrefix("2001:db8::/32"),
+	}
+	if !reflect.DeepEqual(cfg.Server.TrustedNets, wantNets) {
+		t.Errorf("TrustedNets = %v, want %v", cfg.Server.TrustedNets, wantNets)
+	}
+	if cfg.Server.MaxBodyBytes != 10_000_000 || cfg.Server.MaxHeaderBytes != 32<<10 {
+		t.Errorf("sizes = %v %v", cfg.Server.MaxBodyBytes, cfg.Server.MaxHeaderBytes)
+	}
+	if cfg.Listeners[0].Name != "http" || cfg.Listeners[1].Name != "internal" {
+		t.Errorf("listeners = %+v", cfg.Listeners)
+	}
+	if re := cfg.Routes[1].Match.PathRegexp; re == nil || !re.MatchString("/static/a.css") {
+		t.Errorf("PathRegexp = %v", re)
+	}
+	want := Template{
+		{Literal: "https://docs.example.com/"}, {Var: PlaceholderRest},
+		{Literal: "?"}, {Var: PlaceholderQuery},
+	}
+	if got := cfg.Routes[3].Redirect.Template; !reflect.DeepEqual(got, want) {
+		t.Errorf("Template = %+v, want %+v", got, want)
+	}
+	if h := cfg.Upstreams["static.v2"].Hash; h != (Hash{Source: "header", Name: "X-User", LoadFactor: 1.5}) {
+		t.Errorf("hash = %+v", h)
+	}
+	// Validate again: it is idempotent on a loaded configuration.
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("Validate after Load: %v", err)
+	}
+	if len(cfg.Server.TrustedNets) != 3 {
+		t.Errorf("TrustedNets grew on Validate: %v", cfg.Server.TrustedNets)
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	t.Run("missing file", func(t *testing.T) {
+		_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
+		if !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("got %v, want fs.ErrNotExist", err)
+		}
+		var ve *ValidationError
+		if errors.As(err, &ve) {
+			t.Error("a read error is a *ValidationError")
+		}
+	})
+	t.Run("content problem names the file", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "edge.yaml")
+		if err := os.WriteFile(path, []byte("watch: true\nlisteners: [{address: 'x'}]\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv("UNUSED", "")
+		_, err := Load(path)
+		var ve *ValidationError
+		if !errors.As(err, &ve) || ve.File != path {
+			t.Fatalf("got %v", err)
+		}
+		if want := path + ":2: listeners[0].address: invalid address \"x\""; !strings.HasPrefix(err.Error(), want) {
+			t.Errorf("error %q does not start with %q", err, want)
+		}
+	})
+}
+
+// app is an upstream section for validation cases that need one.
+const app = "upstreams:\n  app:\n    nodes: [{address: '10.0.0.1:80'}]\n"
+
+func TestValidationRules(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		path string
+		line int // 0: do not check
+		msg  string
+	}{
+		// Listeners and admin.
+		{"listener address without port", "listeners: [{address: 'localhost'}]\n", "listeners[0].address", 1, "must be host:port"},
+		{"node port zero", "upstreams: {app: {nodes: [{address: '127.0.0.1:0'}]}}\nroutes: [{proxy: app}]\n", "upstreams.app.nodes[0].address", 1, "port must be a number from 1 to 65535"},
+		{"listener port too big", "listeners: [{address: ':65536'}]\n", "listeners[0].address", 1, "port must be a number"},
+		{"listener port by name", "listeners: [{address: ':http'}]\n", "listeners[0].address", 1, "port must be a number"},
+		{"listener bad host", "listeners: [{address: 'a b:80'}]\n", "listeners[0].address", 1, "neither an IP address nor a host name"},
+		{"listener address missing", "listeners:\n  - name: x\n", "listeners[0].address", 2, "address is required"},
+		{"no listeners", "listeners: []\n", "listeners", 1, "at least one listener is required"},
+		{"duplicate listener address", "listeners:\n  - address: ':80'\n  - address: ':80'\n", "listeners[1].address", 3, "duplicate address \":80\" (also listeners[0].address)"},
+		{"wildcard clash", "listeners:\n  - address: '127.0.0.1:80'\n  - address: '0.0.0.0:80'\n", "listeners[1].address", 3, "conflicts with listeners[0].address"},
+		{"duplicate listener name", "listeners:\n  - {address: ':80', name: web}\n  - {address: ':81', name: web}\n", "listeners[1].name", 3, "duplicate listener name \"web\""},
+		{"listener name chars", "listeners: [{address: ':80', name: 'a b'}]\n", "listeners[0].name", 1, "invalid name"},
+		{"admin bad address", "admin: {address: '127.0.0.1'}\n", "admin.address", 1, "must be host:port"},
+		{"admin empty address", "admin: {address: ''}\n", "admin.address", 1, "address is required"},
+		{"admin clashes with a listener", "listeners: [{address: ':9901'}]\n", "admin.address", 1, "conflicts with listeners[0].address"},
+		{"admin token", "admin: {token: 'a b'}\n", "admin.token", 1, "printable ASCII"},
+
+		// Server.
+		{"trusted proxy", "server:\n  trusted_proxies: ['10.0.0.0/8', 'nope']\n", "server.trusted_proxies[1]", 2, "invalid trusted proxy \"nope\""},
+		{"zero timeout", "server: {read_header_timeout: 0s}\n", "server.read_header_timeout", 1, "must be greater than 0"},
+		{"zero body timeout", "server: {body_timeout: 0s}\n", "server.body_timeout", 1, "must be greater than 0"},
+		{"zero send timeout", "server: {send_timeout: 0s}\n", "server.send_timeout", 1, "must be greater than 0"},
+		{"zero idle timeout", "server: {idle_timeout: 0s}\n", "server.idle_timeout", 1, "must be greater than 0"},
+		{"zero grace period", "server: {grace_period: 0s}\n", "server.grace_period", 1, "must be greater than 0"},
+		{"header limit too small", "server: {max_header_bytes: 512, max_uri_bytes: 256}\n", "server.max_header_bytes", 1, "between 1KiB and 1MiB, got 512B"},
+		{"header limit too big", "server: {max_header_bytes: 2MiB}\n", "server.max_header_bytes", 1, "between 1KiB and 1MiB, got 2MiB"},
+		{"uri limit too small", "server: {max_uri_bytes: 100}\n", "server.max_uri_bytes", 1, "at least 256B"},
+		{"uri limit above header limit", "server: {max_header_bytes: 4KiB, max_uri_bytes: 8KiB}\n", "server.max_uri_bytes", 1, "must not exceed max_header_bytes (4KiB)"},
+		{"max connections", "server: {max_connections: 0}\n", "server.max_connections", 1, "at least 1"},
+		{"access log format", "access_log: {format: text}\n", "access_log.format", 1, "must be \"off\", \"combined\" or \"json\""},
+
+		// Upstreams.
+		{"upstream name", "upstreams:\n  'bad name': {nodes: [{address: 'a:1'}]}\n", `upstreams["bad name"]`, 2, "invalid upstream name \"bad name\""},
+		{"empty upstream name", "upstreams:\n  '': {nodes: [{address: 'a:1'}]}\n", `upstreams[""]`, 2, "invalid upstream name \"\""},
+		{"null upstream", "upstreams:\n  app:\n", "upstreams.app.nodes", 2, "at least one node is required"},
+		{"no nodes", "upstreams:\n  app: {nodes: []}\n", "upstreams.app.nodes", 2, "at least one node is required"},
+		{"too many nodes", "upstreams:\n  app:\n    nodes: [" + strings.Repeat("{address: 'a:1'},", 1) + nodesList(257) + "]\n", "upstreams.app.nodes", 3, "at most 256 nodes"},
+		{"policy", "upstreams:\n  app:\n    policy: fastest\n    nodes: [{address: 'a:1'}]\n", "upstreams.app.policy", 3, "unknown policy \"fastest\""},
+		{"node address required", "upstreams:\n  app:\n    nodes:\n      - weight: 2\n", "upstreams.app.nodes[0].address", 4, "address is required"},
+		{"node host required", "upstreams:\n  app: {nodes: [{address: ':80'}]}\n", "upstreams.app.nodes[0].address", 2, "the host is missing"},
+		{"node port", "upstreams:\n  app: {nodes: [{address: 'a:99999'}]}\n", "upstreams.app.nodes[0].address", 2, "port must be a number"},
+		{"duplicate node address", "upstreams:\n  app:\n    nodes:\n      - address: 'a:1'\n      - address: 'A:1'\n", "upstreams.app.nodes[1].address", 5, "duplicate node address \"A:1\" (also nodes[0])"},
+		{"duplicate node name", "upstreams:\n  app:\n    nodes:\n      - {address: 'a:1', name: n}\n      - {address: 'b:1', name: n}\n", "upstreams.app.nodes[1].name", 5, "duplicate node name \"n\""},
+		{"weight zero", "upstreams:\n  app:\n    nodes:\n      - address: 'a:1'\n        weight: 0\n", "upstreams.app.nodes[0].weight", 5, "must be from 1 to 1000, got 0"},
+		{"weight too big", "upstreams:\n  app: {nodes: [{address: 'a:1', weight: 1001}]}\n", "upstreams.app.nodes[0].weight", 2, "must be from 1 to 1000"},
+		{"only backups", "upstreams:\n  app:\n    nodes: [{address: 'a:1', backup: true}]\n", "upstreams.app.nodes", 3, "at least one node must not be a backup"},
+		{"hash source", "upstreams:\n  app:\n    hash: {source: url}\n    nodes: [{address: 'a:1'}]\n", "upstreams.app.hash.source", 3, "unknown hash source \"url\""},
+		{"hash header name required", "upstreams:\n  app:\n    hash:\n      source: header\n    nodes: [{address: 'a:1'}]\n", "upstreams.app.hash.name", 3, "a header name is required"},
+		{"hash cookie name token", "upstreams:\n  app:\n    hash: {source: cookie, name: 'a b'}\n    nodes: [{address: 'a:1'}]\n", "upstreams.app.hash.name", 3, "invalid cookie name \"a b\""},
+		{"load factor", "upstreams:\n  app:\n    hash: {load_factor: 0.5}\n    nodes: [{address: 'a:1'}]\n", "upstreams.app.hash.load_factor", 3, "at least 1, got 0.5"},
+		{"load factor inf", "upstreams:\n  app:\n    hash: {load_factor: .inf}\n    nodes: [{address: 'a:1'}]\n", "upstreams.app.hash.load_factor", 3, "finite"},
+		{"connect timeout", "upstreams:\n  app:\n    connect_timeout: 0s\n    nodes: [{address: 'a:1'}]\n", "upstreams.app.connect_timeout", 3, "must be greater than 0"},
+		{"response header timeout", "upstreams:\n  app:\n    response_header_timeout: 0s\n    nodes: [{address: 'a:1'}]\n", "upstreams.app.response_header_timeout", 3, "must be greater than 0"},
+		{"upstream idle timeout", "upstreams:\n  app:\n    idle_timeout: 0ms\n    nodes: [{address: 'a:1'}]\n", "upstreams.app.idle_timeout", 3, "must be greater than 0"},
+		{"conn wait timeout", "upstreams:\n  app:\n    conn_wait_timeout: 0s\n    nodes: [{address: 'a:1'}]\n", "upstreams.app.conn_wait_timeout", 3, "must be greater than 0"},
+		{"max conns per node", "upstreams:\n  app:\n    max_conns_per_node: 0\n    nodes: [{address: 'a:1'}]\n", "upstreams.app.max_conns_per_node", 3, "at least 1"},
+
+		// Routes.
+		{"no action", "routes:\n  - match: {path: /}\n", "routes[0]", 2, "exactly one of proxy, redirect or respond is required"},
+		{"null route", "routes:\n  - ~\n", "routes[0]", 2, "exactly one of proxy, redirect or respond is required"},
+		{"two actions", app + "routes:\n  - proxy: app\n    respond: {}\n", "routes[0]", 5, "got proxy and respond"},
+		{"unknown upstream", app + "routes:\n  - proxy: nope\n", "routes[0].proxy", 5, "unknown upstream \"nope\""},
+		{"route name chars", "routes:\n  - name: 'a/b'\n    respond: {}\n", "routes[0].name", 2, "invalid route name \"a/b\""},
+		{"duplicate route name", "routes:\n  - {name: x, respond: {}}\n  - {name: x, respond: {}}\n", "routes[1].name", 3, "duplicate route name \"x\" (also routes[0])"},
+		{"default name taken", "routes:\n  - {name: route1, respond: {}}\n  - {respond: {}}\n", "routes[1].name", 3, "duplicate route name \"route1\""},
+		{"host with port", "routes:\n  - match: {hosts: ['example.com:80']}\n    respond: {}\n", "routes[0].match.hosts[0]", 2, "must not include a port"},
+		{"host with scheme", "routes:\n  - match: {hosts: ['https://example.com']}\n    respond: {}\n", "routes[0].match.hosts[0]", 2, "not a URL"},
+		{"host invalid", "routes:\n  - match: {hosts: [ok.com, 'bad..com']}\n    respond: {}\n", "routes[0].match.hosts[1]", 2, "invalid host name \"bad..com\""},
+		{"host wildcard in the middle", "routes:\n  - match: {hosts: ['a.*.com']}\n    respond: {}\n", "routes[0].match.hosts[0]", 2, "leading \"*.\""},
+		{"host wildcard alone", "routes:\n  - match: {hosts: ['*']}\n    respond: {}\n", "routes[0].match.hosts[0]", 2, "leave hosts empty"},
+		{"host wildcard bad", "routes:\n  - match: {hosts: ['*.-a.com']}\n    respond: {}\n", "routes[0].match.hosts[0]", 2, "invalid wildcard host"},
+		{"host empty", "routes:\n  - match: {hosts: ['']}\n    respond: {}\n", "routes[0].match.hosts[0]", 2, "host is empty"},
+		{"path without slash", "routes:\n  - match:\n      path: api\n    respond: {}\n", "routes[0].match.path", 3, "must start with \"/\""},
+		{"path prefix without slash", "routes:\n  - match: {path_prefix: api/}\n    respond: {}\n", "routes[0].match.path_prefix", 2, "must start with \"/\""},
+		{"path with query", "routes:\n  - match: {path: '/a?b'}\n    respond: {}\n", "routes[0].match.path", 2, "without a query string"},
+		{"two path conditions", "routes:\n  - match:\n      path: /a\n      path_regex: ^/b\n    respond: {}\n", "routes[0].match", 2, "at most one of path, path_prefix or path_regex"},
+		{"bad regex", "routes:\n  - match:\n      path_regex: '^/(a'\n    respond: {}\n", "routes[0].match.path_regex", 3, "invalid regular expression: missing closing )"},
+		{"bad method", "routes:\n  - match: {methods: [GET, 'B@D']}\n    respond: {}\n", "routes[0].match.methods[1]", 2, "invalid method \"B@D\""},
+		{"header match without name", "routes:\n  - match:\n      headers:\n        - value: x\n    respond: {}\n", "routes[0].match.headers[0].name", 4, "header name is required"},
+		{"header match bad name", "routes:\n  - match: {headers: [{name: 'X Y'}]}\n    respond: {}\n", "routes[0].match.headers[0].name", 2, "invalid header name \"X Y\""},
+
+		// Redirects.
+		{"redirect without mode", "routes:\n  - redirect: {status: 302}\n", "routes[0].redirect", 2, "exactly one of to, https, www, trailing_slash or prefix is required"},
+		{"redirect two modes", "routes:\n  - redirect: {https: true, www: add}\n", "routes[0].redirect", 2, "got https and www"},
+		{"redirect status", "routes:\n  - redirect:\n      to: /x\n      status: 200\n", "routes[0].redirect.status", 4, "must be 301, 302, 303, 307 or 308, got 200"},
+		{"redirect www", "routes:\n  - redirect: {www: yes}\n", "routes[0].redirect.www", 2, "must be \"add\" or \"remove\", got \"yes\""},
+		{"redirect trailing slash", "routes:\n  - redirect: {trailing_slash: strip}\n", "routes[0].redirect.trailing_slash", 2, "must be \"add\" or \"remove\""},
+		{"redirect prefix needs path_prefix", "routes:\n  - redirect: {prefix: /new/}\n", "routes[0].redirect.prefix", 2, "requires match.path_prefix"},
+		{"redirect prefix slash", "routes:\n  - match: {path_prefix: /old/}\n    redirect: {prefix: new/}\n", "routes[0].redirect.prefix", 3, "must start with \"/\""},
+		{"redirect template", "routes:\n  - redirect:\n      to: 'https://{hots}/'\n", "routes[0].redirect.to", 3, "unknown placeholder {hots}"},
+		{"redirect unclosed", "routes:\n  - redirect: {to: 'https://{host/'}\n", "routes[0].redirect.to", 2, "unclosed \"{\""},
+		{"redirect rest needs path_prefix", "routes:\n  - match: {path: /a}\n    redirect: {to: '/b{rest}'}\n", "routes[0].redirect.to", 3, "{rest} requires match.path_prefix"},
+		{"redirect control characters", "routes:\n  - redirect: {to: \"/a\\r\\nSet-Cookie: x\"}\n", "routes[0].redirect.to", 2, "control characters"},
+
+		// Respond.
+		{"respond status", "routes:\n  - respond:\n      status: 600\n", "routes[0].respond.status", 3, "from 100 to 599, got 600"},
+		{"respond status zero", "routes:\n  - respond: {status: 0}\n", "routes[0].respond.status", 2, "got 0"},
+		{"respond header name", "routes:\n  - respond:\n      headers: {'Bad Name': x}\n", `routes[0].respond.headers["Bad Name"]`, 3, "invalid header name"},
+		{"respond header value", "routes:\n  - respond:\n      headers:\n        X-A: \"a\\nb\"\n", "routes[0].respond.headers.X-A", 4, "must not contain CR, LF or NUL"},
+		{"respond framing header", "routes:\n  - respond:\n      headers:\n        Content-Length: '5'\n", "routes[0].respond.headers.Content-Length", 4, "message framing"},
+
+		// Header rules.
+		{"request header name", app + "routes:\n  - proxy: app\n    request_headers:\n      set: {'X:Y': a}\n", `routes[0].request_headers.set["X:Y"]`, 7, "invalid header name \"X:Y\""},
+		{"request header value", app + "routes:\n  - proxy: app\n    request_headers:\n      add: {X-A: \"a\\rb\"}\n", "routes[0].request_headers.add.X-A", 7, "must not contain CR, LF or NUL"},
+		{"request header NUL", app + "routes:\n  - proxy: app\n    request_headers:\n      set: {X-A: \"a\\0b\"}\n", "routes[0].request_headers.set.X-A", 7, "must not contain CR, LF or NUL"},
+		{"request hop-by-hop set", app + "routes:\n  - proxy: app\n    request_headers:\n      set: {Connection: close}\n", "routes[0].request_headers.set.Connection", 7, "hop-by-hop"},
+		{"request transfer-encoding", app + "routes:\n  - proxy: app\n    request_headers:\n      remove: [transfer-encoding]\n", "routes[0].request_headers.remove[0]", 7, "message framing"},
+		{"request te add", app + "routes:\n  - proxy: app\n    request_headers:\n      add: {TE: trailers}\n", "routes[0].request_headers.add.TE", 7, "hop-by-hop"},
+		{"request upgrade", app + "routes:\n  - proxy: app\n    request_headers:\n      set: {Upgrade: h2c}\n", "routes[0].request_headers.set.Upgrade", 7, "hop-by-hop"},
+		{"request keep-alive", app + "routes:\n  - proxy: app\n    request_headers:\n      remove: [Keep-Alive]\n", "routes[0].request_headers.remove[0]", 7, "hop-by-hop"},
+		{"request trailer", app + "routes:\n  - proxy: app\n    request_headers:\n      remove: [Trailer]\n", "routes[0].request_headers.remove[0]", 7, "hop-by-hop"},
+		{"request proxy-connection", app + "routes:\n  - proxy: app\n    request_headers:\n      remove: [Proxy-Connection]\n", "routes[0].request_headers.remove[0]", 7, "hop-by-hop"},
+		{"request content-length", app + "routes:\n  - proxy: app\n    request_headers:\n      set: {Content-Length: '0'}\n", "routes[0].request_headers.set.Content-Length", 7, "message framing"},
+		{"request host add", app + "routes:\n  - proxy: app\n    request_headers:\n      add: {Host: a}\n", "routes[0].request_headers.add.Host", 7, "exactly one Host header; use set"},
+		{"request host remove", app + "routes:\n  - proxy: app\n    request_headers:\n      remove: [host]\n", "routes[0].request_headers.remove[0]", 7, "cannot be removed"},
+		{"request remove empty", app + "routes:\n  - proxy: app\n    request_headers:\n      remove: ['']\n", "routes[0].request_headers.remove[0]", 7, "header name is empty"},
+		{"header set twice", app + "routes:\n  - proxy: app\n    request_headers:\n      set: {X-A: a, x-a: b}\n", "routes[0].request_headers.set.x-a", 7, "also given as \"X-A\""},
+		{"response hop-by-hop", "routes:\n  - respond: {}\n    response_headers:\n      set: {Transfer-Encoding: chunked}\n", "routes[0].response_headers.set.Transfer-Encoding", 4, "message framing"},
+		{"response header value", "routes:\n  - respond: {}\n    response_headers:\n      add: {X-A: \"\\n\"}\n", "routes[0].response_headers.add.X-A", 4, "must not contain CR, LF or NUL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(tt.src), "test.yaml", envOf(nil))
+			if cfg != nil {
+				t.Fatal("got a config, want problems")
+			}
+			ps := problemsOf(t, err)
+			p, ok := findProblem(ps, tt.path, tt.msg)
+			if !ok {
+				t.Fatalf("no problem at %q containing %q; got:\n%v", tt.path, tt.msg, err)
+			}
+			if len(ps) != 1 {
+				t.Errorf("got %d problems, want 1:\n%v", len(ps), err)
+			}
+			if tt.line != 0 && p.Line != tt.line {
+				t.Errorf("line = %d, want %d (%v)", p.Line, tt.line, p)
+			}
+		})
+	}
+}
+
+// nodesList returns n distinct node entries for a flow list.
+func nodesList(n int) string {
+	var b strings.Builder
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("{address: '10.0.")
+		b.WriteString(strconv.Itoa(i / 256))
+		b.WriteString(".")
+		b.WriteString(strconv.Itoa(i % 256))
+		b.WriteString(":80'}")
+	}
+	return b.String()
+}
+
+func TestValidAccepted(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+	}{
+		{"admin off", "admin: {address: 'off'}\nlisteners: [{address: ':9901'}]\n"},
+		{"ipv6 listener", "listeners: [{address: '[::1]:80'}]\n"},
+		{"hosts", "routes:\n  - match: {hosts: [a.example.com, '*.b.example.com', localhost, 10.0.0.1, x_y.internal]}\n    respond: {}\n"},
+		{"host may be set", app + "routes:\n  - proxy: app\n    request_headers: {set: {Host: x}}\n"},
+		{"template braces", "routes:\n  - redirect: {to: '/a{{b}}/{path}'}\n"},
+		{"prefix redirect", "routes:\n  - match: {path_prefix: /a/}\n    redirect: {prefix: /b/}\n"},
+		{"rest with path_prefix", "routes:\n  - match: {path_prefix: /a/}\n    redirect: {to: '/b/{rest}'}\n"},
+		{"all redirect statuses", "routes:\n  - {redirect: {https: true, status: 301}}\n  - {redirect: {https: true, status: 302}}\n  - {redirect: {https: true, status: 303}}\n  - {redirect: {https: true, status: 307}}\n  - {redirect: {https: true, status: 308}}\n"},
+		{"response host header", "routes:\n  - respond: {headers: {Host: x}}\n    response_headers: {add: {Host: y}}\n"},
+		{"unused upstream", app},
+		{"no routes", "watch: true\n"},
+		{"256 nodes", "upstreams:\n  app:\n    nodes: [" + nodesList(256) + "]\n"},
+		{"trailing dot node", "upstreams: {app: {nodes: [{address: 'app.internal.:80'}]}}\n"},
+		{"different listener hosts", "listeners: [{address: '127.0.0.1:80'}, {address: '127.0.0.2:80'}]\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mustParse(t, tt.src, nil)
+		})
+	}
+}
+
+func TestManyProblems(t *testing.T) {
+	const src = `listeners:
+  - address: ":80"
+  - address: ":80"
+server:
+  idle_timeout: 10
+  max_connections: 0
+  trusted_proxies: [bogus]
+upstreams:
+  app:
+    policy: fastest
+    nodes:
+      - address: "10.0.0.1"
+        weight: 0
+  zzz:
+    nodes: []
+routes:
+  - proxy: missing
+    match:
+      path_regex: "("
+      hosts: ["a:1"]
+  - redirect: {to: "/{nope}", status: 200}
+  - respond: {status: 42}
+    colour: red
+`
+	_, err := Parse([]byte(src), "edge.yaml", envOf(nil))
+	ps := problemsOf(t, err)
+	want := []struct {
+		line int
+		path string
+		msg  string
+	}{
+		{3, "listeners[1].address", "duplicate address"},
+		{5, "server.idle_timeout", "duration needs a unit"},
+		{6, "server.max_connections", "at least 1"},
+		{7, "server.trusted_proxies[0]", "invalid trusted proxy"},
+		{10, "upstreams.app.policy", "unknown policy"},
+		{12, "upstreams.app.nodes[0].address", "must be host:port"},
+		{13, "upstreams.app.nodes[0].weight", "must be from 1 to 1000"},
+		{15, "upstreams.zzz.nodes", "at least one node is required"},
+		{17, "routes[0].proxy", "unknown upstream \"missing\""},
+		{19, "routes[0].match.path_regex", "invalid regular expression"},
+		{20, "routes[0].match.hosts[0]", "must not include a port"},
+		{21, "routes[1].redirect.status", "got 200"},
+		{21, "routes[1].redirect.to", "unknown placeholder {nope}"},
+		{22, "routes[2].respond.status", "got 42"},
+		{23, "routes[2].colour", "unknown field \"colour\""},
+	}
+	if len(ps) != len(want) {
+		t.Errorf("got %d problems, want %d:\n%v", len(ps), len(want), err)
+	}
+	for i, w := range want {
+		if i >= len(ps) {
+			break
+		}
+		if p := ps[i]; p.Line != w.line || p.Path != w.path || !strings.Contains(p.Msg, w.msg) {
+			t.Errorf("problem %d = %+v, want line %d path %q message containing %q", i, p, w.line, w.path, w.msg)
+		}
+	}
+	lines := strings.Split(err.Error(), "\n")
+	if len(lines) != len(ps) {
+		t.Fatalf("Error() has %d lines, want %d", len(lines), len(ps))
+	}
+	if want := "edge.yaml:3: listeners[1].address: duplicate address"; !strings.HasPrefix(lines[0], want) {
+		t.Errorf("first line %q does not start with %q", lines[0], want)
+	}
+}
+
+func TestValidationErrorFormat(t *testing.T) {
+	tests := []struct {
+		name string
+		err  *ValidationError
+		want string
+	}{
+		{"all parts", &ValidationError{File: "f.yaml", Problems: []Problem{{Path: "a.b", Line: 3, Msg: "bad"}}}, "f.yaml:3: a.b: bad"},
+		{"no line", &ValidationError{File: "f.yaml", Problems: []Problem{{Path: "a", Msg: "bad"}}}, "f.yaml: a: bad"},
+		{"no path", &ValidationError{File: "f.yaml", Problems: []Problem{{Line: 2, Msg: "bad"}}}, "f.yaml:2: bad"},
+		{"no file", &ValidationError{Problems: []Problem{{Path: "a", Line: 2, Msg: "bad"}}}, "line 2: a: bad"},
+		{"sorted by line then path", &ValidationError{File: "f", Problems: []Problem{
+			{Path: "b", Line: 2, Msg: "x"}, {Path: "a", Line: 2, Msg: "y"}, {Path: "z", Line: 1, Msg: "z"},
+		}}, "f:1: z: z\nf:2: a: y\nf:2: b: x"},
+		{"no problems", &ValidationError{File: "f"}, "f: invalid configuration"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.err.Error(); got != tt.want {
+				t.Errorf("Error() = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestValidateInCode(t *testing.T) {
+	t.Run("zero config", func(t *testing.T) {
+		var c Config
+		ps := problemsOf(t, c.Validate())
+		if _, ok := findProblem(ps, "listeners", "at least one listener"); !ok {
+			t.Errorf("got %v", ps)
+		}
+		for _, p := range ps {
+			if p.Line != 0 {
+				t.Errorf("problem %+v has a line", p)
+			}
+		}
+	})
+	t.Run("defaults make a zero config valid", func(t *testing.T) {
+		var c Config
+		c.applyDefaults(nil)
+		if err := c.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if c.Server.MaxBodyBytes != 64<<20 {
+			t.Errorf("MaxBodyBytes = %v", c.Server.MaxBodyBytes)
+		}
+	})
+	t.Run("nil entries", func(t *testing.T) {
+		c := Config{
+			Upstreams: map[string]*Upstream{"b": nil, "a": nil},
+			Routes:    []*Route{nil},
+		}
+		c.applyDefaults(nil)
+		c.Upstreams["c"] = nil
+		ps := problemsOf(t, c.Validate())
+		var paths []string
+		for _, p := range ps {
+			paths = append(paths, p.Path)
+		}
+		want := []string{"routes[0]", "upstreams.a.nodes", "upstreams.b.nodes", "upstreams.c"}
+		if !reflect.DeepEqual(paths, want) {
+			t.Errorf("paths = %q, want %q", paths, want)
+		}
+	})
+	t.Run("derived fields are replaced", func(t *testing.T) {
+		cfg := mustParse(t, "server: {trusted_proxies: ['::1', '10.1.2.3/8']}\nroutes:\n  - match: {path_regex: a}\n    redirect: {to: /x}\n", nil)
+		cfg.Server.TrustedProxies = []string{"fe80::1%eth0"}
+		cfg.Routes[0].Match.PathRegex = ""
+		cfg.Routes[0].Redirect.To = ""
+		cfg.Routes[0].Redirect.HTTPS = true
+		if err := cfg.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		if want := []netip.Prefix{netip.MustParsePrefix("fe80::1/128")}; !reflect.DeepEqual(cfg.Server.TrustedNets, want) {
+			t.Errorf("TrustedNets = %v, want %v", cfg.Server.TrustedNets, want)
+		}
+		if cfg.Routes[0].Match.PathRegexp != nil || cfg.Routes[0].Redirect.Template != nil {
+			t.Error("derived fields kept after their source was removed")
+		}
+	})
+	t.Run("masked prefix", func(t *testing.T) {
+		cfg := mustParse(t, "server: {trusted_proxies: ['10.1.2.3/8']}\n", nil)
+		if got := cfg.Server.TrustedNets[0].String(); got != "10.0.0.0/8" {
+			t.Errorf("got %s", got)
+		}
+	})
+}
+
+func TestPathHelpers(t *testing.T) {
+	tests := []struct {
+		path string
+		want string // Go type, "" for none
+	}{
+		{"listeners[0].address", "string"},
+		{"server.max_body_bytes", "config.Size"},
+		{"upstreams.app.nodes[1].weight", "int"},
+		{`upstreams["a b"].connect_timeout`, "config.Duration"},
+		{"routes[2].redirect", "config.Redirect"},
+		{"routes[0].respond.headers.X-A", "string"},
+		{"routes[0].nope", ""},
+		{`upstreams["a`, ""},
+		{"listeners[0", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.path, func(t *testing.T) {
+			got := ""
+			if ty := goTypeAt(tt.path); ty != nil {
+				got = ty.String()
+			}
+			if got != tt.want {
+				t.Errorf("goTypeAt(%q) = %q, want %q", tt.path, got, tt.want)
+			}
+		})
+	}
+}
+
+var fuzzSeeds = []string{
+	"",
+	"watch: true\n",
+	app + "routes:\n  - proxy: app\n",
+	"listeners: [{address: ':80'}, {address: ':80'}]\n",
+	"server: {max_body_bytes: 0, idle_timeout: 5s, trusted_proxies: ['10.0.0.0/8']}\n",
+	"routes:\n  - match: {path_prefix: /a/, hosts: ['*.x.com']}\n    redirect: {to: 'https://{host}/{rest}?{query}'}\n",
+	"upstreams:\n  a: &a {nodes: [{address: 'a:1'}]}\n  b: {<<: *a, policy: consistent_hash, hash: {source: cookie, name: s}}\n",
+	"admin: {token: '${TOKEN:-x}', address: '$$'}\n",
+	"a: &x [*x]\n",
+	"routes: [~, {respond: {status: 0}}]\n",
+	"- a\n",
+	"x: 1\n---\ny: 2\n",
+}
+
+func FuzzParse(f *testing.F) {
+	for _, s := range fuzzSeeds {
+		f.Add([]byte(s))
+	}
+	if full, err := os.ReadFile(filepath.Join("testdata", "full.yaml")); err == nil {
+		f.Add(full)
+	}
+	lookup := envOf(map[string]string{"TOKEN": "t", "EMPTY": "", "PORT": "8080"})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := Parse(data, "fuzz.yaml", lookup)
+		if err != nil {
+			var ve *ValidationError
+			if !errors.As(err, &ve) || len(ve.Problems) == 0 {
+				t.Fatalf("error %v (%T) is not a *ValidationError with problems", err, err)
+			}
+			if cfg != nil {
+				t.Fatal("config returned with an error")
+			}
+			return
+		}
+		if cfg == nil {
+			t.Fatal("nil config without error")
+		}
+		if err := cfg.Validate(); err != nil {
+			t.Fatalf("Parse accepted a config that Validate refuses: %v", err)
+		}
+	})
+}
+
+func TestListenerPortZeroLetsTheKernelChoose(t *testing.T) {
+	cases := []struct {
+		name, listen, admin, wantPath string
+	}{
+		{"both on port 0", "127.0.0.1:0", "127.0.0.1:0", ""},
+		{"non-numeric port", "127.0.0.1:x", "127.0.0.1:0", "listeners[0].address"},
+		{"admin non-numeric", "127.0.0.1:0", "127.0.0.1:abc", "admin.address"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			src := "listeners: [{address: \"" + tc.listen + "\"}]\nadmin: {address: \"" + tc.admin + "\"}\n" +
+				"upstreams: {app: {nodes: [{address: \"127.0.0.1:9001\"}]}}\nroutes: [{proxy: app}]\n"
+			_, err := Parse([]byte(src), "t.yaml", nil)
+			if tc.wantPath == "" {
+				if err != nil {
+					t.Fatalf("unexpected error: %v", err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantPath) {
+				t.Fatalf("got %v, want a problem at %s", err, tc.wantPath)
+			}
+		})
+	}
+	src := "upstreams: {app: {nodes: [{address: \"127.0.0.1:0\"}]}}\nroutes: [{proxy: app}]\n"
+	if _, err := Parse([]byte(src), "t.yaml", nil); err == nil || !strings.Contains(err.Error(), "upstreams.app.nodes[0].address") {
+		t.Fatalf("a node on port 0 must be refused, got %v", err)
+	}
+}

@@ -1,0 +1,267 @@
+// Package config defines edge's configuration file: its types, loading with
+// environment expansion, defaults, and validation that reports every problem
+// with a field path and line number.
+//
+// Runtime packages never parse YAML: they receive a *Config that Load has
+// defaulted and validated, and must treat it as immutable. A *Config may be
+// read by any number of goroutines at once.
+package config
+
+import (
+	"net/netip"
+	"regexp"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	// Listeners are the public HTTP listeners. Default: one listener on ":8080".
+	Listeners []Listener `yaml:"listeners"`
+	// Admin is the admin listener (metrics, reload, runtime state).
+	Admin Admin `yaml:"admin"`
+	// Server holds client-side timeouts, limits and trusted proxies.
+	Server Server `yaml:"server"`
+	// AccessLog configures the access log. Default: off.
+	AccessLog AccessLog `yaml:"access_log"`
+	// Watch reloads the configuration when the file changes (debounced).
+	// Default: false; SIGHUP and the admin API always reload.
+	Watch bool `yaml:"watch"`
+	// Upstreams are the named pools of nodes that routes proxy to.
+	Upstreams map[string]*Upstream `yaml:"upstreams"`
+	// Routes are evaluated in file order; the first route whose every
+	// match condition holds handles the request.
+	Routes []*Route `yaml:"routes"`
+
+	// File is the path the configuration was loaded from (set by Load).
+	File string `yaml:"-"`
+}
+
+// Listener is one public HTTP listener.
+type Listener struct {
+	// Name labels the listener in logs. Default: "http", "http2", … by position.
+	Name string `yaml:"name"`
+	// Address is host:port to listen on. Required.
+	Address string `yaml:"address"`
+}
+
+// Admin is the admin listener: /metrics, /reload, /healthz, /config.
+type Admin struct {
+	// Address is host:port. Default: "127.0.0.1:9901". "off" disables it.
+	Address string `yaml:"address"`
+	// Token, when set, is required as "Authorization: Bearer <token>" on
+	// every admin request except /healthz. Default: empty (no token).
+	Token string `yaml:"token"`
+}
+
+// Server holds the settings of the public listeners that concern clients.
+type Server struct {
+	// ReadHeaderTimeout bounds reading a request's header, from its first
+	// byte on a new connection (slow-loris defence). Answered with 408.
+	// Default: 10s.
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"`
+	// BodyTimeout bounds the wait between two reads of a request body
+	// (like nginx's client_body_timeout), so large uploads may take as long
+	// as they keep moving. Default: 60s.
+	BodyTimeout Duration `yaml:"body_timeout"`
+	// SendTimeout bounds the wait between two writes of a response to the
+	// client (like nginx's send_timeout). Default: 60s.
+	SendTimeout Duration `yaml:"send_timeout"`
+	// IdleTimeout closes a keep-alive client connection idle this long.
+	// Default: 75s.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// GracePeriod is how long a graceful stop waits for in-flight requests.
+	// Default: 30s.
+	GracePeriod Duration `yaml:"grace_period"`
+	// MaxHeaderBytes bounds the request line plus header; larger requests
+	// get 431. Default: 16KiB.
+	MaxHeaderBytes Size `yaml:"max_header_bytes"`
+	// MaxURIBytes bounds the request target; longer ones get 414.
+	// Default: 8KiB.
+	MaxURIBytes Size `yaml:"max_uri_bytes"`
+	// MaxBodyBytes bounds a request body; larger ones get 413. 0 means no
+	// limit. Default: 64MiB.
+	MaxBodyBytes Size `yaml:"max_body_bytes"`
+	// MaxConnections bounds concurrent client connections. Default: 10000.
+	MaxConnections int `yaml:"max_connections"`
+	// TrustedProxies are CIDRs (or single addresses) whose X-Forwarded-For,
+	// X-Forwarded-Proto, X-Forwarded-Host and Forwarded headers are believed
+	// and extended; from any other peer they are replaced. Default: none.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+
+	// TrustedNets is TrustedProxies parsed (set by Validate).
+	TrustedNets []netip.Prefix `yaml:"-"`
+}
+
+// AccessLog configures the access log.
+type AccessLog struct {
+	// Format is "off", "combined" or "json". Default: "off".
+	Format string `yaml:"format"`
+	// Path is the file to append to; empty or "-" means standard error.
+	Path string `yaml:"path"`
+}
+
+// Balancing policy names accepted in Upstream.Policy.
+const (
+	PolicyRandomTwo      = "random_two"
+	PolicyRoundRobin     = "round_robin"
+	PolicyLeastConn      = "least_conn"
+	PolicyConsistentHash = "consistent_hash"
+)
+
+// Upstream is a named pool of nodes.
+type Upstream struct {
+	// Policy picks a node for each request: "random_two" (power of two
+	// random choices by in-flight load, weighted), "round_robin" (smooth
+	// weighted), "least_conn" (weighted) or "consistent_hash".
+	// Default: "random_two".
+	Policy string `yaml:"policy"`
+	// Hash configures "consistent_hash"; ignored by other policies.
+	Hash Hash `yaml:"hash"`
+	// Nodes are the pool's members. At least one is required.
+	Nodes []Node `yaml:"nodes"`
+	// ConnectTimeout bounds dialing a node. Default: 2s.
+	ConnectTimeout Duration `yaml:"connect_timeout"`
+	// ResponseHeaderTimeout bounds the wait from sending the request to
+	// receiving the response header; exceeded gives 504. Default: 60s.
+	ResponseHeaderTimeout Duration `yaml:"response_header_timeout"`
+	// IdleTimeout closes a keep-alive connection to a node idle this long.
+	// Default: 60s.
+	IdleTimeout Duration `yaml:"idle_timeout"`
+	// MaxConnsPerNode bounds open connections to each node. Default: 512.
+	MaxConnsPerNode int `yaml:"max_conns_per_node"`
+	// ConnWaitTimeout is how long a request waits for a free connection when
+	// a node is at MaxConnsPerNode, before it is answered 503. Default: 1s.
+	ConnWaitTimeout Duration `yaml:"conn_wait_timeout"`
+}
+
+// Hash sources accepted in Hash.Source.
+const (
+	HashClientIP = "client_ip"
+	HashHeader   = "header"
+	HashCookie   = "cookie"
+)
+
+// Hash configures consistent hashing.
+type Hash struct {
+	// Source is "client_ip", "header" or "cookie". Default: "client_ip".
+	Source string `yaml:"source"`
+	// Name is the header or cookie name; required for those sources.
+	Name string `yaml:"name"`
+	// LoadFactor bounds a node's in-flight requests to LoadFactor times the
+	// pool's average (consistent hashing with bounded loads), so one hot key
+	// cannot overload a node. Must be ≥ 1; 0 means the default, 1.25.
+	LoadFactor float64 `yaml:"load_factor"`
+}
+
+// Node is one backend server.
+type Node struct {
+	// Name labels the node in metrics and logs. Default: the address.
+	Name string `yaml:"name"`
+	// Address is host:port. Required.
+	Address string `yaml:"address"`
+	// Weight is the node's relative share of traffic, 1–1000. Default: 1.
+	Weight int `yaml:"weight"`
+	// Backup nodes take traffic only when no primary node is available.
+	Backup bool `yaml:"backup"`
+}
+
+// Route matches requests and says what to do with them: exactly one of
+// Proxy, Redirect or Respond.
+type Route struct {
+	// Name labels the route in metrics and logs. Default: "route<index>".
+	Name string `yaml:"name"`
+	// Match lists the conditions; all must hold. Empty matches everything.
+	Match Match `yaml:"match"`
+	// Proxy is the name of the upstream to proxy to.
+	Proxy string `yaml:"proxy"`
+	// Redirect answers with a redirect.
+	Redirect *Redirect `yaml:"redirect"`
+	// Respond answers with a fixed response.
+	Respond *Respond `yaml:"respond"`
+	// RequestHeaders edit the request before it is sent to a node.
+	RequestHeaders HeaderRules `yaml:"request_headers"`
+	// ResponseHeaders edit the response before it is sent to the client,
+	// for every action.
+	ResponseHeaders HeaderRules `yaml:"response_headers"`
+}
+
+// Match holds a route's conditions.
+type Match struct {
+	// Hosts are exact host names or "*.example.com" wildcards (one or more
+	// labels in front of example.com), compared case-insensitively and
+	// without the port. Empty means any host.
+	Hosts []string `yaml:"hosts"`
+	// Path matches the request path exactly.
+	Path string `yaml:"path"`
+	// PathPrefix matches paths that start with it.
+	PathPrefix string `yaml:"path_prefix"`
+	// PathRegex is a Go (RE2) regular expression searched in the path;
+	// anchor it with ^ and $ as needed.
+	PathRegex string `yaml:"path_regex"`
+	// Methods are request methods (upper case). Empty means any.
+	Methods []string `yaml:"methods"`
+	// Headers must all be present (and equal, when Value is set).
+	Headers []HeaderMatch `yaml:"headers"`
+
+	// PathRegexp is PathRegex compiled (set by Validate).
+	PathRegexp *regexp.Regexp `yaml:"-"`
+}
+
+// HeaderMatch is one header condition.
+type HeaderMatch struct {
+	// Name is the header name (case-insensitive). Required.
+	Name string `yaml:"name"`
+	// Value, when set, must equal the header's value exactly.
+	Value string `yaml:"value"`
+}
+
+// Redirect answers with a 3xx and a Location built from the request.
+//
+// Either To is a template, or one shorthand builds the target. A route
+// whose shorthand would not change the URL does not match, so a shorthand
+// can never redirect to itself.
+type Redirect struct {
+	// To is the target template. Placeholders: {scheme}, {host} (with port
+	// if the client sent one), {hostname} (without port), {path}, {query}
+	// (without "?"), {uri} (path and query, as requested) and {rest} (the
+	// path after the route's path_prefix).
+	To string `yaml:"to"`
+	// Status is 301, 302, 303, 307 or 308. Default: 301 for GET and HEAD
+	// and 308 for other methods, so a method and body are never lost.
+	Status int `yaml:"status"`
+	// DropQuery removes the request's query string from the target (when
+	// the template does not place {query} or {uri} itself). Default: false,
+	// the query string is kept.
+	DropQuery bool `yaml:"drop_query"`
+	// HTTPS redirects plain-HTTP requests to https:// on the same host.
+	HTTPS bool `yaml:"https"`
+	// WWW is "add" (example.com → www.example.com) or "remove".
+	WWW string `yaml:"www"`
+	// TrailingSlash is "add" (/a → /a/) or "remove" (/a/ → /a).
+	TrailingSlash string `yaml:"trailing_slash"`
+	// Prefix replaces the route's match.path_prefix with this value, keeping
+	// the rest of the path: a path prefix move.
+	Prefix string `yaml:"prefix"`
+
+	// Template is To parsed (set by Validate); nil for shorthands.
+	Template Template `yaml:"-"`
+}
+
+// Respond is a fixed response, e.g. a maintenance page.
+type Respond struct {
+	// Status is the HTTP status code. Default: 200.
+	Status int `yaml:"status"`
+	// Headers are set on the response.
+	Headers map[string]string `yaml:"headers"`
+	// Body is the response body. Default: empty.
+	Body string `yaml:"body"`
+}
+
+// HeaderRules edit headers: Remove first, then Set, then Add.
+type HeaderRules struct {
+	// Set replaces any existing values of each header.
+	Set map[string]string `yaml:"set"`
+	// Add appends a value, keeping existing ones.
+	Add map[string]string `yaml:"add"`
+	// Remove deletes headers by name.
+	Remove []string `yaml:"remove"`
+}
