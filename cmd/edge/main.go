@@ -1,0 +1,177 @@
+// Command edge is the HTTP edge router and load balancer.
+//
+//	edge run    -config FILE   serve in the foreground (SIGHUP reloads, SIGTERM/SIGINT stop gracefully)
+//	edge check  -config FILE   validate the file, print every problem, exit 1 on any
+//	edge reload [-admin ADDR] [-token T]   ask a running edge to reload its file
+//	edge version               print the version and build revision
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/edge-router/edge/config"
+	"github.com/edge-router/edge/router"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stderr)
+	case "check":
+		return cmdCheck(args[1:], stdout, stderr)
+	case "reload":
+		return cmdReload(args[1:], stdout, stderr)
+	case "version", "-version", "--version":
+		fmt.Fprintln(stdout, versionString())
+		return 0
+	case "help", "-h", "-help", "--help":
+		usage(stdout)
+		return 0
+	}
+	fmt.Fprintf(stderr, "edge: unknown command %q\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage:
+  edge run    -config FILE              serve (SIGHUP reloads, SIGTERM/SIGINT stop gracefully)
+  edge check  -config FILE              validate FILE and print every problem
+  edge reload [-admin ADDR] [-token T]  reload a running edge through its admin API
+  edge version                          print the version
+`)
+}
+
+func versionString() string {
+	rev := "unknown"
+	if info, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" {
+				rev = s.Value
+			}
+		}
+	}
+	return fmt.Sprintf("edge %s (revision %s)", version, rev)
+}
+
+func configFlag(name string, args []string, stderr io.Writer) (string, bool) {
+	fs := flag.NewFlagSet("edge "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "edge.yaml", "configuration file")
+	if err := fs.Parse(args); err != nil {
+		return "", false
+	}
+	return *path, true
+}
+
+func cmdCheck(args []string, stdout, stderr io.Writer) int {
+	path, ok := configFlag("check", args, stderr)
+	if !ok {
+		return 2
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "%s: configuration ok (%d listeners, %d upstreams, %d routes)\n",
+		path, len(cfg.Listeners), len(cfg.Upstreams), len(cfg.Routes))
+	return 0
+}
+
+func cmdRun(args []string, stderr io.Writer) int {
+	path, ok := configFlag("run", args, stderr)
+	if !ok {
+		return 2
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	cfg, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	srv, err := router.New(cfg, router.Options{ConfigPath: path, Logger: log, Version: version})
+	if err != nil {
+		log.Error("starting", "error", err)
+		return 1
+	}
+	if err := srv.Start(); err != nil {
+		log.Error("starting", "error", err)
+		return 1
+	}
+	log.Info("edge started", "version", version, "config", path)
+
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	for sig := range sigs {
+		if sig == syscall.SIGHUP {
+			_ = srv.Reload() // a refused file is logged and counted by Reload
+			continue
+		}
+		break
+	}
+	signal.Stop(sigs)
+	grace := cfg.Server.GracePeriod.D()
+	log.Info("stopping: waiting for requests in flight", "grace_period", grace.String())
+	ctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(ctx); err != nil {
+		log.Warn("grace period over; closing remaining connections", "error", err)
+	}
+	log.Info("edge stopped")
+	return 0
+}
+
+func cmdReload(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("edge reload", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	admin := fs.String("admin", "127.0.0.1:9901", "admin address of the running edge")
+	token := fs.String("token", os.Getenv("EDGE_ADMIN_TOKEN"), "admin bearer token (default $EDGE_ADMIN_TOKEN)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	req, err := http.NewRequest(http.MethodPost, "http://"+*admin+"/reload", nil)
+	if err != nil {
+		fmt.Fprintln(stderr, "edge reload:", err)
+		return 1
+	}
+	if *token != "" {
+		req.Header.Set("Authorization", "Bearer "+*token)
+	}
+	client := &http.Client{Timeout: 30 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		fmt.Fprintln(stderr, "edge reload:", err)
+		return 1
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != http.StatusOK {
+		fmt.Fprint(stderr, strings.TrimRight(string(body), "\n")+"\n")
+		return 1
+	}
+	fmt.Fprint(stdout, string(body))
+	return 0
+}

@@ -1,0 +1,132 @@
+package router
+
+import (
+	"crypto/subtle"
+	"path/filepath"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+)
+
+// newAdminServer builds the admin API:
+//
+//	GET  /healthz  200 "ok" (no token needed)
+//	GET  /metrics  Prometheus metrics
+//	POST /reload   reload the configuration file; 200, or 422 with every problem
+func (s *Server) newAdminServer() *fasthttp.Server {
+	metricsHandler := fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{
+		Registry:            s.metrics.reg,
+		MaxRequestsInFlight: 4,
+		Timeout:             10 * time.Second,
+		EnableOpenMetrics:   true,
+	}))
+	return &fasthttp.Server{
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			path := string(ctx.Path())
+			if path == "/healthz" {
+				ctx.SetBodyString("ok\n")
+				return
+			}
+			if !s.adminAuthorized(ctx) {
+				ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="edge admin"`)
+				ctx.Error("unauthorized\n", fasthttp.StatusUnauthorized)
+				return
+			}
+			switch path {
+			case "/metrics":
+				metricsHandler(ctx)
+			case "/reload":
+				if !ctx.IsPost() {
+					ctx.Response.Header.Set("Allow", "POST")
+					ctx.Error("use POST\n", fasthttp.StatusMethodNotAllowed)
+					return
+				}
+				if err := s.Reload(); err != nil {
+					ctx.SetContentType("text/plain; charset=utf-8")
+					ctx.SetStatusCode(fasthttp.StatusUnprocessableEntity)
+					ctx.SetBodyString("configuration refused; the running configuration keeps serving:\n" + err.Error() + "\n")
+					return
+				}
+				ctx.SetBodyString("reloaded\n")
+			case "/version":
+				ctx.SetBodyString(s.opts.Version + "\n")
+			default:
+				ctx.Error("not found\n", fasthttp.StatusNotFound)
+			}
+		},
+		NoDefaultServerHeader: true,
+		ReadTimeout:           10 * time.Second,
+		WriteTimeout:          30 * time.Second,
+		IdleTimeout:           30 * time.Second,
+		MaxRequestBodySize:    1 << 20,
+		Logger:                quietLogger{},
+	}
+}
+
+// adminAuthorized checks the bearer token in constant time, when one is set.
+func (s *Server) adminAuthorized(ctx *fasthttp.RequestCtx) bool {
+	token := s.snap.Load().cfg.Admin.Token
+	if token == "" {
+		return true
+	}
+	const prefix = "Bearer "
+	got := ctx.Request.Header.Peek("Authorization")
+	if len(got) <= len(prefix) || string(got[:len(prefix)]) != prefix {
+		return false
+	}
+	return subtle.ConstantTimeCompare(got[len(prefix):], []byte(token)) == 1
+}
+
+// watchDebounce is how long the file must be quiet before a reload, so an
+// editor's several writes make one reload.
+const watchDebounce = 200 * time.Millisecond
+
+// watch reloads the configuration when its file changes. It watches the
+// directory, not the file, because editors and atomic writers replace the
+// file by renaming another over it (and Kubernetes swaps a symlink).
+func (s *Server) watch(path string) (stop func(), err error) {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Dir(path)
+	if err := w.Add(dir); err != nil {
+		_ = w.Close()
+		return nil, err
+	}
+	abs, _ := filepath.Abs(path)
+	done := make(chan struct{})
+	go func() {
+		var timer *time.Timer
+		for {
+			select {
+			case ev, ok := <-w.Events:
+				if !ok {
+					return
+				}
+				if name, _ := filepath.Abs(ev.Name); name != abs || ev.Op == fsnotify.Chmod {
+					continue
+				}
+				if timer != nil {
+					timer.Stop()
+				}
+				// Reload logs and counts a refused configuration itself.
+				timer = time.AfterFunc(watchDebounce, func() { _ = s.Reload() })
+			case err, ok := <-w.Errors:
+				if !ok {
+					return
+				}
+				s.log.Warn("watching the configuration file", "error", err)
+			case <-done:
+				if timer != nil {
+					timer.Stop()
+				}
+				return
+			}
+		}
+	}()
+	return func() { close(done); _ = w.Close() }, nil
+}

@@ -1,0 +1,255 @@
+package router
+
+import (
+	"errors"
+	"io"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// streamPrefetch is how much of a request body fasthttp reads before the
+// handler runs; larger bodies are streamed to the node as they arrive.
+const streamPrefetch = 64 << 10
+
+// scratch is per-request working memory, pooled so a request in steady
+// state allocates nothing. Nothing in it outlives the handler call.
+type scratch struct {
+	host []byte
+	buf  []byte
+	body bodyReader
+}
+
+var scratchPool = sync.Pool{New: func() any {
+	return &scratch{host: make([]byte, 0, 64), buf: make([]byte, 0, 256)}
+}}
+
+// outcome is what the handler learned about one request, for metrics and
+// the access log.
+type outcome struct {
+	route    *route
+	node     *Node // the node tried last; it answered unless err is set
+	upstream time.Duration
+	err      error
+	reason   string // client error reason when no route ran
+}
+
+// handle is the fasthttp handler of the public listeners.
+func (s *Server) handle(ctx *fasthttp.RequestCtx) {
+	start := time.Now()
+	snap := s.snap.Load()
+	s.metrics.inflight.Inc()
+	sc := scratchPool.Get().(*scratch)
+	var out outcome
+	defer func() {
+		if p := recover(); p != nil {
+			s.log.Error("panic in request handler", "panic", p)
+			out.err = errors.New("internal error")
+			writeError(ctx, fasthttp.StatusInternalServerError)
+		}
+		s.finish(ctx, &out, start)
+		scratchPool.Put(sc)
+		s.metrics.inflight.Dec()
+	}()
+
+	if len(ctx.Request.Header.RequestURI()) > snap.maxURI {
+		out.reason = "uri_too_long"
+		writeError(ctx, fasthttp.StatusRequestURITooLong)
+		return
+	}
+
+	sc.host = normalizeHost(sc.host, ctx.Host())
+	path := ctx.Path()
+	for _, r := range snap.hosts.candidates(sc.host) {
+		if r.matches(ctx, path) {
+			out.route = r
+			break
+		}
+	}
+	r := out.route
+	if r == nil {
+		out.reason = "no_route"
+		writeError(ctx, fasthttp.StatusNotFound)
+		return
+	}
+
+	switch r.kind {
+	case actionRedirect:
+		status := r.redirect.statusFor(ctx.Method())
+		sc.buf = r.redirect.location(sc.buf[:0], ctx)
+		ctx.Response.Header.SetBytesKV(hdrLocation, sc.buf)
+		ctx.Response.SetStatusCode(status)
+	case actionRespond:
+		ctx.Response.SetStatusCode(r.respond.status)
+		for _, kv := range r.respond.headers {
+			ctx.Response.Header.SetBytesKV(kv[0], kv[1])
+		}
+		ctx.Response.SetBodyRaw(r.respond.body)
+	case actionProxy:
+		s.proxy(ctx, snap, r, sc, &out)
+	}
+	r.responseRules.apply(&ctx.Response.Header)
+}
+
+// proxy sends the request to a node of the route's pool and leaves the
+// node's response (its body streamed) in ctx.Response.
+func (s *Server) proxy(ctx *fasthttp.RequestCtx, snap *snapshot, r *route, sc *scratch, out *outcome) {
+	req := &ctx.Request
+	cl := req.Header.ContentLength()
+	if snap.maxBody > 0 && int64(cl) > snap.maxBody {
+		out.err = ErrBodyTooLarge
+		writeError(ctx, fasthttp.StatusRequestEntityTooLarge)
+		return
+	}
+	// A body that is chunked or longer than the prefetch is read from the
+	// client while it is written to the node: enforce the size limit and
+	// the body timeout on the way.
+	if cl == -1 || cl > streamPrefetch {
+		if stream := req.BodyStream(); stream != nil {
+			sc.body = bodyReader{r: stream, conn: ctx.Conn(), timeout: snap.bodyTimeout, limit: snap.maxBody}
+			req.SetBodyStream(&sc.body, cl)
+			defer func() { sc.body = bodyReader{} }()
+		}
+	}
+
+	peer := peerAddr(ctx)
+	trusted := snap.trusted.contains(peer)
+	client := peer
+	if trusted {
+		client = snap.trusted.clientAddr(peer, req.Header.PeekBytes(hdrXForwardedFor))
+	}
+
+	sc.buf = stripHopHeaders(&req.Header, sc.buf)
+	req.Header.ResetConnectionClose()
+	req.Header.Del("Expect") // the server already answered 100-continue
+	req.Header.SetProtocol("HTTP/1.1")
+	sc.buf = setForwardedHeaders(&req.Header, peer, trusted, schemeOf(ctx), sc.buf)
+	if !validRequestID(req.Header.PeekBytes(hdrXRequestID)) {
+		sc.buf = s.ids.appendID(sc.buf[:0])
+		req.Header.SetBytesKV(hdrXRequestID, sc.buf)
+	}
+	r.requestRules.apply(&req.Header)
+
+	p := r.pool
+	var key uint64
+	if p.hashSource != "" && r.pool.primary != nil {
+		key = p.hashKeyFor(ctx, client)
+	}
+
+	var tried nodeSet
+	var err error
+	for {
+		n := p.pick(key, &tried)
+		if n == nil {
+			if err == nil {
+				err = ErrNoNodeAvailable
+			}
+			break
+		}
+		tried.add(n.index)
+		out.node = n
+		t0 := time.Now()
+		n.link.inflight.Add(1)
+		err = n.link.client.Do(req, &ctx.Response)
+		n.link.inflight.Add(-1)
+		out.upstream = time.Since(t0)
+		nm := p.metrics[n.index]
+		if err == nil {
+			nm.duration.Observe(out.upstream.Seconds())
+			break
+		}
+		err = classifyUpstreamError(n.Name, err)
+		switch {
+		case isDialError(err):
+			nm.dialErr.Inc()
+			// Skip this node for a moment; the request goes to another
+			// node now, never to the same one.
+			n.link.refusedUntil.Store(time.Now().Add(refusedBackoff).UnixNano())
+			continue
+		case errors.Is(err, ErrNodeTimeout):
+			nm.timeout.Inc()
+		case errors.Is(err, ErrNodeBusy):
+			nm.busy.Inc()
+		default:
+			nm.otherErr.Inc()
+		}
+		break
+	}
+	if err != nil {
+		// The node (if any) is kept in out for the log, but the answer is
+		// ours, so metrics count it as answered by no node.
+		out.err = err
+		writeError(ctx, statusForError(err))
+		return
+	}
+	n := out.node
+	if !n.Usable() {
+		n.link.refusedUntil.Store(0) // it answered: back in rotation
+	}
+	resp := &ctx.Response
+	sc.buf = stripHopHeaders(&resp.Header, sc.buf)
+	resp.Header.ResetConnectionClose()
+	if len(resp.Header.PeekBytes(hdrXRequestID)) == 0 {
+		resp.Header.SetBytesKV(hdrXRequestID, req.Header.PeekBytes(hdrXRequestID))
+	}
+}
+
+// refusedBackoff is how long a node that refused a connection is skipped
+// by the balancer (it is still tried when no other node is left).
+const refusedBackoff = time.Second
+
+// writeError replaces whatever response was started with a short error
+// response. Error bodies never carry internal error text.
+func writeError(ctx *fasthttp.RequestCtx, status int) {
+	ctx.Response.Reset()
+	ctx.Response.SetStatusCode(status)
+	ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
+	ctx.Response.SetBodyString(statusText(status))
+	switch status {
+	case fasthttp.StatusRequestEntityTooLarge, fasthttp.StatusRequestTimeout, fasthttp.StatusBadRequest:
+		// The request body may be left unread: the connection cannot be
+		// reused safely.
+		ctx.SetConnectionClose()
+	}
+}
+
+// peerAddr returns the address of the connection's peer.
+func peerAddr(ctx *fasthttp.RequestCtx) netip.Addr {
+	if a, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
+		return a.AddrPort().Addr().Unmap()
+	}
+	a, _ := netip.AddrFromSlice(ctx.RemoteIP())
+	return a.Unmap()
+}
+
+// bodyReader streams a request body from the client to a node, enforcing
+// the body size limit and the timeout between two reads (408).
+type bodyReader struct {
+	r       io.Reader
+	conn    net.Conn
+	timeout time.Duration
+	limit   int64 // 0: none
+	n       int64
+	lastSet time.Time
+}
+
+func (b *bodyReader) Read(p []byte) (int, error) {
+	if b.timeout > 0 && b.conn != nil {
+		if now := time.Now(); now.Sub(b.lastSet) > b.timeout/refreshDivisor {
+			b.lastSet = now
+			_ = b.conn.SetReadDeadline(now.Add(b.timeout))
+		}
+	}
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	if b.limit > 0 && b.n > b.limit {
+		return n, ErrBodyTooLarge
+	}
+	if err != nil && err != io.EOF && isTimeout(err) {
+		return n, ErrClientTimeout
+	}
+	return n, err
+}
