@@ -224,7 +224,7 @@ func newNodeLink(name, address string, up *config.Upstream) *nodeLink {
 		WriteTimeout:                  ioTimeout,
 		MaxIdemponentCallAttempts:     1, // retries are ours, on another node
 		RetryIfErr:                    func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
-		StreamResponseBody:            true,
+		Transport:                     transport{}, // streams large bodies, allocation-free
 		ReadBufferSize:                responseHeaderLimit,
 		WriteBufferSize:               16 << 10,
 	}}
