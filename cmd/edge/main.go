@@ -123,8 +123,9 @@ func cmdRun(args []string, stderr io.Writer) int {
 	}
 	log.Info("edge started", "version", version, "config", path)
 
-	sigs := make(chan os.Signal, 1)
+	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
 	for sig := range sigs {
 		if sig == syscall.SIGHUP {
 			_ = srv.Reload() // a refused file is logged and counted by Reload
@@ -132,16 +133,28 @@ func cmdRun(args []string, stderr io.Writer) int {
 		}
 		break
 	}
-	signal.Stop(sigs)
 	grace := cfg.Server.GracePeriod.D()
-	log.Info("stopping: waiting for requests in flight", "grace_period", grace.String())
+	log.Info("stopping: waiting for requests in flight (send the signal again to stop at once)", "grace_period", grace.String())
 	ctx, cancel := context.WithTimeout(context.Background(), grace)
 	defer cancel()
-	if err := srv.Shutdown(ctx); err != nil {
-		log.Warn("grace period over; closing remaining connections", "error", err)
+	done := make(chan error, 1)
+	go func() { done <- srv.Shutdown(ctx) }()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				log.Warn("grace period over; closed remaining connections", "error", err)
+			}
+			log.Info("edge stopped")
+			return 0
+		case sig := <-sigs:
+			if sig == syscall.SIGHUP {
+				continue // no reloads while stopping
+			}
+			log.Warn("second stop signal: stopping at once, requests in flight are cut", "signal", sig.String())
+			return 1
+		}
 	}
-	log.Info("edge stopped")
-	return 0
 }
 
 func cmdReload(args []string, stdout, stderr io.Writer) int {
