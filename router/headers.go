@@ -42,16 +42,29 @@ var (
 
 // headerDeleter is what request and response headers share for removal.
 type headerDeleter interface {
-	Peek(key string) []byte
+	PeekAll(key string) [][]byte
 	DelBytes(key []byte)
 }
 
-// stripHopHeaders removes the fields named in Connection (RFC 9110 §7.6.1),
-// then the fixed hop-by-hop list. scratch is reused to hold the Connection
-// value while its listed names are deleted; the grown slice is returned.
+// appendJoined appends every line of a header, joined by ", " as RFC 9110
+// §5.3 allows for list-valued fields, so a value split over several lines
+// is read whole (a second line cannot hide from a check of the first).
+func appendJoined(dst []byte, h interface{ PeekAll(string) [][]byte }, key string) []byte {
+	for i, v := range h.PeekAll(key) {
+		if i > 0 {
+			dst = append(dst, ", "...)
+		}
+		dst = append(dst, v...)
+	}
+	return dst
+}
+
+// stripHopHeaders removes the fields named in Connection, on every
+// Connection line (RFC 9110 §7.6.1), then the fixed hop-by-hop list.
+// scratch is reused to hold the Connection value while its listed names
+// are deleted; the grown slice is returned.
 func stripHopHeaders(h headerDeleter, scratch []byte) []byte {
-	if v := h.Peek("Connection"); len(v) > 0 {
-		scratch = append(scratch[:0], v...)
+	if scratch = appendJoined(scratch[:0], h, "Connection"); len(scratch) > 0 {
 		for tok := range bytes.SplitSeq(scratch, []byte{','}) {
 			tok = bytes.TrimSpace(tok)
 			if len(tok) > 0 {
@@ -109,38 +122,39 @@ func (t trustedNets) clientAddr(peer netip.Addr, xff []byte) netip.Addr {
 
 // setForwardedHeaders writes X-Forwarded-For, -Proto, -Host and Forwarded
 // (RFC 7239) for the request to a node. From a trusted proxy the existing
-// values are extended (For) or kept (Proto, Host); from anyone else they are
-// replaced, so a client cannot claim another address. buf is scratch space;
-// the grown slice is returned.
+// values (every line of them, joined) are extended (For, Forwarded) or kept
+// (Proto, Host); from anyone else they are replaced, so a client cannot
+// claim another address. Each is written as one line: a node that reads
+// only the first line must not see a client-written one. buf is scratch
+// space; the grown slice is returned.
 func setForwardedHeaders(req *fasthttp.RequestHeader, peer netip.Addr, trusted bool, scheme string, buf []byte) []byte {
 	peer = peer.Unmap()
-	ip := peer.AppendTo(buf[:0])
-	ipEnd := len(ip)
-
-	// X-Forwarded-For: one header line, appended to (never a second line,
-	// which nodes may ignore in favour of the first, spoofable one).
-	out := ip
-	if prev := req.PeekBytes(hdrXForwardedFor); trusted && len(prev) > 0 {
-		out = append(out, prev...)
-		out = append(out, ", "...)
-		out = append(out, ip[:ipEnd]...)
-		out = out[ipEnd:]
+	out := buf[:0]
+	if trusted {
+		if out = appendJoined(out, req, "X-Forwarded-For"); len(out) > 0 {
+			out = append(out, ", "...)
+		}
 	}
+	out = peer.AppendTo(out)
+	// Delete before setting: Set replaces only the first of several lines.
+	req.DelBytes(hdrXForwardedFor)
 	req.SetBytesKV(hdrXForwardedFor, out)
-	buf = out[:0]
 
 	if !trusted || len(req.PeekBytes(hdrXForwardedProto)) == 0 {
+		req.DelBytes(hdrXForwardedProto)
 		req.SetBytesK(hdrXForwardedProto, scheme)
 	}
 	if !trusted || len(req.PeekBytes(hdrXForwardedHost)) == 0 {
+		req.DelBytes(hdrXForwardedHost)
 		req.SetBytesKV(hdrXForwardedHost, req.Host())
 	}
 
 	// Forwarded: for=…;host=…;proto=… (RFC 7239 §4), IPv6 quoted and bracketed.
-	fw := buf[:0]
-	if prev := req.PeekBytes(hdrForwarded); trusted && len(prev) > 0 {
-		fw = append(fw, prev...)
-		fw = append(fw, ", "...)
+	fw := out[:0]
+	if trusted {
+		if fw = appendJoined(fw, req, "Forwarded"); len(fw) > 0 {
+			fw = append(fw, ", "...)
+		}
 	}
 	fw = append(fw, "for="...)
 	if peer.Is6() {
@@ -150,25 +164,52 @@ func setForwardedHeaders(req *fasthttp.RequestHeader, peer netip.Addr, trusted b
 	} else {
 		fw = peer.AppendTo(fw)
 	}
-	if host := req.Host(); len(host) > 0 && validForwardedToken(host) {
+	if host := req.Host(); len(host) > 0 {
 		fw = append(fw, ";host="...)
-		fw = append(fw, host...)
+		fw = appendForwardedValue(fw, host)
 	}
 	fw = append(fw, ";proto="...)
 	fw = append(fw, scheme...)
+	req.DelBytes(hdrForwarded)
 	req.SetBytesKV(hdrForwarded, fw)
 	return fw[:0]
 }
 
-// validForwardedToken reports whether v may be written unquoted as a
-// Forwarded parameter value (RFC 7239 §4: token).
-func validForwardedToken(v []byte) bool {
+// appendForwardedValue writes v as a Forwarded parameter value (RFC 7239
+// §4): as a token when every byte is a tchar (RFC 9110 §5.6.2), else as a
+// quoted-string with '"' and '\\' escaped. Control bytes, which fasthttp
+// does not let into a header anyway, are dropped.
+func appendForwardedValue(dst, v []byte) []byte {
+	token := true
 	for _, c := range v {
-		if c <= ' ' || c >= 0x7f || c == '"' || c == ',' || c == ';' || c == '=' {
-			return false
+		if !isTChar(c) {
+			token = false
+			break
 		}
 	}
-	return true
+	if token {
+		return append(dst, v...)
+	}
+	dst = append(dst, '"')
+	for _, c := range v {
+		switch {
+		case c == '"' || c == '\\':
+			dst = append(dst, '\\', c)
+		case c < ' ' || c == 0x7f:
+		default:
+			dst = append(dst, c)
+		}
+	}
+	return append(dst, '"')
+}
+
+// isTChar reports whether c may appear in an RFC 9110 token.
+func isTChar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), c) >= 0
 }
 
 // requestIDs generates X-Request-Id values: a random per-process prefix and

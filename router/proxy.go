@@ -20,6 +20,7 @@ const streamPrefetch = 64 << 10
 type scratch struct {
 	host []byte
 	buf  []byte
+	xff  []byte
 	body bodyReader
 }
 
@@ -119,7 +120,8 @@ func (s *Server) proxy(ctx *fasthttp.RequestCtx, snap *snapshot, r *route, sc *s
 	trusted := snap.trusted.contains(peer)
 	client := peer
 	if trusted {
-		client = snap.trusted.clientAddr(peer, req.Header.PeekBytes(hdrXForwardedFor))
+		sc.xff = appendJoined(sc.xff[:0], &req.Header, "X-Forwarded-For")
+		client = snap.trusted.clientAddr(peer, sc.xff)
 	}
 
 	sc.buf = stripHopHeaders(&req.Header, sc.buf)

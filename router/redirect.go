@@ -92,8 +92,12 @@ func (r *redirect) statusFor(method []byte) int {
 
 // location appends the redirect target for the request to dst.
 func (r *redirect) location(dst []byte, ctx *fasthttp.RequestCtx) []byte {
+	// The normalised path (the one the route matched), percent-encoded
+	// again: never the raw one, where "//evil.example" would become a
+	// redirect to another host.
 	uri := ctx.URI()
-	path := uri.PathOriginal()
+	requestURI := uri.RequestURI()
+	path := requestURI
 	if i := bytes.IndexByte(path, '?'); i >= 0 {
 		path = path[:i]
 	}
@@ -145,7 +149,7 @@ func (r *redirect) location(dst []byte, ctx *fasthttp.RequestCtx) []byte {
 			case config.PlaceholderQuery:
 				dst = append(dst, query...)
 			case config.PlaceholderURI:
-				dst = append(dst, ctx.RequestURI()...)
+				dst = append(dst, requestURI...)
 			case config.PlaceholderRest:
 				dst = append(dst, bytes.TrimPrefix(path, r.oldPrefix)...)
 			}
