@@ -2,6 +2,7 @@ package router
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -247,7 +248,10 @@ func (b *upstreamBody[C]) CloseWithError(err error) error {
 // buffered, but an absurd size is a framing error).
 const maxChunkSize = 1 << 40
 
-// readChunkSize reads "hex-size [; extensions] CRLF".
+// readChunkSize reads "hex-size [BWS ; chunk-ext] CRLF" (RFC 9112 §7.1).
+// Extensions are ignored, but must not carry control characters: a bare
+// CR or LF inside the line would let a node frame messages differently
+// for edge than for another parser.
 func readChunkSize(br *bufio.Reader) (int64, error) {
 	line, err := br.ReadSlice('\n')
 	if err != nil {
@@ -261,35 +265,42 @@ func readChunkSize(br *bufio.Reader) (int64, error) {
 	}
 	line = line[:len(line)-2]
 	var size int64
-	digits := 0
-	for _, c := range line {
-		var v byte
-		switch {
-		case '0' <= c && c <= '9':
-			v = c - '0'
-		case 'a' <= c && c <= 'f':
-			v = c - 'a' + 10
-		case 'A' <= c && c <= 'F':
-			v = c - 'A' + 10
-		case c == ';' || c == ' ' || c == '\t':
-			// chunk extensions (RFC 9112 §7.1.1) are ignored
-			if digits == 0 {
-				return 0, errBadChunk
-			}
-			return size, nil
-		default:
-			return 0, errBadChunk
+	i := 0
+	for ; i < len(line); i++ {
+		v, ok := hexValue(line[i])
+		if !ok {
+			break
 		}
 		size = size<<4 | int64(v)
-		digits++
 		if size > maxChunkSize {
 			return 0, errBadChunk
 		}
 	}
-	if digits == 0 {
+	if i == 0 {
 		return 0, errBadChunk
 	}
+	ext := bytes.TrimLeft(line[i:], " \t")
+	if len(ext) > 0 && ext[0] != ';' {
+		return 0, errBadChunk
+	}
+	for _, c := range ext {
+		if (c < ' ' && c != '\t') || c == 0x7f {
+			return 0, errBadChunk
+		}
+	}
 	return size, nil
+}
+
+func hexValue(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
 }
 
 func expectCRLF(br *bufio.Reader) error {
