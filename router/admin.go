@@ -2,7 +2,10 @@ package router
 
 import (
 	"crypto/subtle"
+	"net/http"
+	"net/http/pprof"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -16,7 +19,16 @@ import (
 //	GET  /healthz  200 "ok" (no token needed)
 //	GET  /metrics  Prometheus metrics
 //	POST /reload   reload the configuration file; 200, or 422 with every problem
+//	GET  /version  the version
+//	GET  /debug/pprof/…  Go profiles (CPU, heap, goroutines) for diagnosis
 func (s *Server) newAdminServer() *fasthttp.Server {
+	pprofMux := http.NewServeMux()
+	pprofMux.HandleFunc("/debug/pprof/", pprof.Index)
+	pprofMux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	pprofMux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	pprofMux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	pprofMux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	pprofHandler := fasthttpadaptor.NewFastHTTPHandler(pprofMux)
 	metricsHandler := fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{
 		Registry:            s.metrics.reg,
 		MaxRequestsInFlight: 4,
@@ -33,6 +45,10 @@ func (s *Server) newAdminServer() *fasthttp.Server {
 			if !s.adminAuthorized(ctx) {
 				ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="edge admin"`)
 				ctx.Error("unauthorized\n", fasthttp.StatusUnauthorized)
+				return
+			}
+			if strings.HasPrefix(path, "/debug/pprof/") {
+				pprofHandler(ctx)
 				return
 			}
 			switch path {
@@ -59,7 +75,7 @@ func (s *Server) newAdminServer() *fasthttp.Server {
 		},
 		NoDefaultServerHeader: true,
 		ReadTimeout:           10 * time.Second,
-		WriteTimeout:          30 * time.Second,
+		WriteTimeout:          90 * time.Second, // a CPU profile takes 30 s by default
 		IdleTimeout:           30 * time.Second,
 		MaxRequestBodySize:    1 << 20,
 		Logger:                quietLogger{},
