@@ -218,6 +218,10 @@ func TestParseStrict(t *testing.T) {
 		{"wrong type in flow", "upstreams: {app: {nodes: [{address: 'a:1', weight: {}}]}}\n", "upstreams.app.nodes[0].weight", 1, "expected an integer, got a mapping"},
 		{"bad duration", "server:\n  idle_timeout: 90\n", "server.idle_timeout", 2, `duration needs a unit, e.g. "2s"`},
 		{"bad size", "server:\n  max_body_bytes: 1 potato\n", "server.max_body_bytes", 2, `unknown unit "potato"`},
+		{"bad dns duration", "upstreams:\n  app:\n    discovery:\n      dns: {name: _a._tcp.x, min_ttl: 5}\n", "upstreams.app.discovery.dns.min_ttl", 4, "duration needs a unit"},
+		{"unknown health check field", app + "    health_check: {path: /h, intervl: 1s}\n", "upstreams.app.health_check.intervl", 4, `did you mean "interval"?`},
+		{"retries on a mapping", app + "    retries:\n      on: {a: 1}\n", "upstreams.app.retries.on", 5, "expected a list, got a mapping"},
+		{"attempts not a number", app + "    retries: {attempts: two}\n", "upstreams.app.retries.attempts", 4, `expected an integer, got "two"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -297,6 +301,19 @@ routes:
 		IdleTimeout:           Duration(60 * time.Second),
 		MaxConnsPerNode:       512,
 		ConnWaitTimeout:       Duration(time.Second),
+		// No health_check path: active checks are off and not defaulted.
+		Passive: Passive{
+			ConsecutiveFailures: 5,
+			EjectionTime:        Duration(10 * time.Second),
+			MaxEjectionTime:     Duration(5 * time.Minute),
+		},
+		Retries: Retries{
+			Attempts:           2,
+			On:                 []string{"reset", "timeout", "502", "503", "504"},
+			BudgetPercent:      20,
+			BudgetMinPerSecond: 3,
+		},
+		AllDown: "fail",
 	}
 	if got := cfg.Upstreams["app"]; !reflect.DeepEqual(got, wantUp) {
 		t.Errorf("upstream app = %+v\nwant %+v", got, wantUp)
@@ -346,6 +363,40 @@ func TestDefaultsExplicit(t *testing.T) {
 				u := c.Upstreams["a"]
 				return u.Nodes[0].Weight == 7 && u.MaxConnsPerNode == 3
 			}},
+		{"consecutive_failures 0 disables passive checks", app + "    passive: {consecutive_failures: 0}\n",
+			func(c *Config) bool { return c.Upstreams["app"].Passive.ConsecutiveFailures == 0 }},
+		{"consecutive_failures null is the default", app + "    passive: {consecutive_failures: ~}\n",
+			func(c *Config) bool { return c.Upstreams["app"].Passive.ConsecutiveFailures == 5 }},
+		{"consecutive_failures kept", app + "    passive: {consecutive_failures: 9}\n",
+			func(c *Config) bool { return c.Upstreams["app"].Passive.ConsecutiveFailures == 9 }},
+		{"attempts 0 is no retries", app + "    retries: {attempts: 0}\n",
+			func(c *Config) bool { return c.Upstreams["app"].Retries.Attempts == 0 }},
+		{"budget_min_per_second 0 kept", app + "    retries: {budget_min_per_second: 0}\n",
+			func(c *Config) bool { return c.Upstreams["app"].Retries.BudgetMinPerSecond == 0 }},
+		{"retries on unquoted numbers", app + "    retries:\n      on: [502, reset, 503]\n",
+			func(c *Config) bool {
+				return reflect.DeepEqual(c.Upstreams["app"].Retries.On, []string{"502", "reset", "503"})
+			}},
+		{"retries on lower-cased", app + "    retries: {on: [Reset, TIMEOUT]}\n",
+			func(c *Config) bool {
+				return reflect.DeepEqual(c.Upstreams["app"].Retries.On, []string{"reset", "timeout"})
+			}},
+		{"health check without path is not defaulted", app + "    health_check: {path: ''}\n",
+			func(c *Config) bool { return reflect.DeepEqual(c.Upstreams["app"].HealthCheck, HealthCheck{}) }},
+		{"health check values kept", app + "    health_check: {path: /h, method: head, interval: 10s, timeout: 10s, expect_status: [204], rise: 1, fall: 1, port: 9000}\n",
+			func(c *Config) bool {
+				h := c.Upstreams["app"].HealthCheck
+				return h.Method == "HEAD" && h.Interval == Duration(10*time.Second) && h.Timeout == h.Interval &&
+					reflect.DeepEqual(h.ExpectStatus, []string{"204"}) && h.Rise == 1 && h.Fall == 1 && h.Port == 9000
+			}},
+		{"expect_status null is the default", app + "    health_check: {path: /h, expect_status: ~}\n",
+			func(c *Config) bool {
+				return reflect.DeepEqual(c.Upstreams["app"].HealthCheck.ExpectStatus, []string{"2xx", "3xx"})
+			}},
+		{"all_down kept", app + "    all_down: try_all\n",
+			func(c *Config) bool { return c.Upstreams["app"].AllDown == AllDownTryAll }},
+		{"slow_start kept", app + "    slow_start: 30s\n",
+			func(c *Config) bool { return c.Upstreams["app"].SlowStart == Duration(30*time.Second) }},
 		{"merged values are not defaulted", "upstreams:\n  a: &a {connect_timeout: 5s, nodes: [{address: 'a:1'}]}\n  b:\n    <<: *a\n    policy: least_conn\n",
 			func(c *Config) bool {
 				b := c.Upstreams["b"]
@@ -356,6 +407,162 @@ func TestDefaultsExplicit(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if cfg := mustParse(t, tt.src, nil); !tt.check(cfg) {
 				t.Errorf("unexpected config: %+v", cfg)
+			}
+		})
+	}
+}
+
+func TestUpstreamFeatureDefaults(t *testing.T) {
+	cfg := mustParse(t, app+"    health_check: {path: /healthz}\n    discovery:\n      dns: {name: app.internal, port: 8080}\nroutes: [{proxy: app}]\n", nil)
+	u := cfg.Upstreams["app"]
+	wantHC := HealthCheck{
+		Path:         "/healthz",
+		Method:       "GET",
+		Interval:     Duration(2 * time.Second),
+		Timeout:      Duration(time.Second),
+		ExpectStatus: []string{"2xx", "3xx"},
+		Rise:         2,
+		Fall:         3,
+	}
+	if !reflect.DeepEqual(u.HealthCheck, wantHC) {
+		t.Errorf("HealthCheck = %+v\nwant %+v", u.HealthCheck, wantHC)
+	}
+	wantPassive := Passive{ConsecutiveFailures: 5, EjectionTime: Duration(10 * time.Second), MaxEjectionTime: Duration(5 * time.Minute)}
+	if u.Passive != wantPassive {
+		t.Errorf("Passive = %+v, want %+v", u.Passive, wantPassive)
+	}
+	wantRetries := Retries{Attempts: 2, On: []string{"reset", "timeout", "502", "503", "504"}, BudgetPercent: 20, BudgetMinPerSecond: 3}
+	if !reflect.DeepEqual(u.Retries, wantRetries) {
+		t.Errorf("Retries = %+v, want %+v", u.Retries, wantRetries)
+	}
+	if u.SlowStart != 0 || u.AllDown != AllDownFail {
+		t.Errorf("SlowStart = %v, AllDown = %q", u.SlowStart, u.AllDown)
+	}
+	wantDNS := &DNSDiscovery{
+		Name:    "app.internal",
+		Type:    "A",
+		Port:    8080,
+		MinTTL:  Duration(time.Second),
+		MaxTTL:  Duration(5 * time.Minute),
+		Timeout: Duration(2 * time.Second),
+	}
+	if !reflect.DeepEqual(u.Discovery.DNS, wantDNS) {
+		t.Errorf("DNS = %+v, want %+v", u.Discovery.DNS, wantDNS)
+	}
+	if cfg.Routes[0].RetryNonIdempotent {
+		t.Error("RetryNonIdempotent defaults to true")
+	}
+	if set, err := ParseStatusSet(u.HealthCheck.ExpectStatus); err != nil || !set.Contains(200) || !set.Contains(399) || set.Contains(404) {
+		t.Errorf("default expect_status: %v, %v", set, err)
+	}
+
+	t.Run("default lists are not shared", func(t *testing.T) {
+		a := mustParse(t, app+"    health_check: {path: /h}\n", nil)
+		a.Upstreams["app"].Retries.On[0] = "x"
+		a.Upstreams["app"].HealthCheck.ExpectStatus[0] = "x"
+		b := mustParse(t, app+"    health_check: {path: /h}\n", nil)
+		if b.Upstreams["app"].Retries.On[0] != "reset" || b.Upstreams["app"].HealthCheck.ExpectStatus[0] != "2xx" {
+			t.Error("a change to one configuration's defaulted list shows in another")
+		}
+	})
+
+	dnsTypes := []struct {
+		name, dns, want string
+	}{
+		{"underscore name is SRV", "{name: _http._tcp.app.internal}", "SRV"},
+		{"plain name is A", "{name: app.internal, port: 80}", "A"},
+		{"lower case normalised", "{name: app.internal, type: aaaa, port: 80}", "AAAA"},
+		{"explicit SRV without underscore", "{name: app.internal, type: srv}", "SRV"},
+		{"explicit A with underscore", "{name: _x.internal, type: A, port: 80}", "A"},
+	}
+	for _, tt := range dnsTypes {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := mustParse(t, "upstreams:\n  app:\n    discovery:\n      dns: "+tt.dns+"\n", nil)
+			if got := cfg.Upstreams["app"].Discovery.DNS.Type; got != tt.want {
+				t.Errorf("Type = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestParseStatusSet(t *testing.T) {
+	valid := []struct {
+		items []string
+		in    []int
+		out   []int
+	}{
+		{[]string{"200"}, []int{200}, []int{201, 199, 0}},
+		{[]string{"2xx"}, []int{200, 250, 299}, []int{199, 300}},
+		{[]string{"2XX", "4xx"}, []int{200, 404, 499}, []int{300, 500}},
+		{[]string{"200-399"}, []int{200, 302, 399}, []int{199, 400}},
+		{[]string{"404-404"}, []int{404}, []int{403, 405}},
+		{[]string{"100-599"}, []int{100, 599}, []int{99, 600}},
+		{[]string{" 204 ", "5xx", "300 - 301"}, []int{204, 500, 599, 300, 301}, []int{200, 302, 499}},
+		{[]string{"1xx"}, []int{100, 199}, []int{200}},
+	}
+	for _, tt := range valid {
+		t.Run(strings.Join(tt.items, ","), func(t *testing.T) {
+			s, err := ParseStatusSet(tt.items)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range tt.in {
+				if !s.Contains(c) {
+					t.Errorf("Contains(%d) = false", c)
+				}
+			}
+			for _, c := range tt.out {
+				if s.Contains(c) {
+					t.Errorf("Contains(%d) = true", c)
+				}
+			}
+		})
+	}
+
+	t.Run("exact membership", func(t *testing.T) {
+		s, err := ParseStatusSet([]string{"101", "2xx", "404-410", "599"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for c := -1; c <= 1000; c++ {
+			want := c == 101 || c >= 200 && c <= 299 || c >= 404 && c <= 410 || c == 599
+			if s.Contains(c) != want {
+				t.Errorf("Contains(%d) = %v, want %v", c, !want, want)
+			}
+		}
+		var zero StatusSet
+		if zero.Contains(200) {
+			t.Error("the zero StatusSet contains 200")
+		}
+	})
+
+	invalid := []struct {
+		items []string
+		msg   string
+	}{
+		{[]string{"6xx"}, `invalid status class "6xx"`},
+		{[]string{"0xx"}, `invalid status class "0xx"`},
+		{[]string{"2xx", "300-200"}, `invalid status range "300-200": 300 is greater than 200`},
+		{[]string{"abc"}, `invalid status "abc"`},
+		{[]string{"99"}, `invalid status "99": a status code is from 100 to 599`},
+		{[]string{"600"}, `invalid status "600"`},
+		{[]string{"1000"}, `invalid status "1000"`},
+		{[]string{"200-600"}, `invalid status range "200-600"`},
+		{[]string{"-200"}, `invalid status range "-200"`},
+		{[]string{"2x"}, `invalid status "2x"`},
+		{[]string{"20x"}, `invalid status "20x"`},
+		{[]string{""}, `invalid status ""`},
+		{nil, "no statuses"},
+		{[]string{}, "no statuses"},
+	}
+	for _, tt := range invalid {
+		t.Run(strings.Join(tt.items, ","), func(t *testing.T) {
+			s, err := ParseStatusSet(tt.items)
+			if err == nil || !strings.Contains(err.Error(), tt.msg) {
+				t.Fatalf("got error %v, want one containing %q", err, tt.msg)
+			}
+			if s != (StatusSet{}) {
+				t.Error("a set returned with an error")
 			}
 		})
 	}
@@ -399,6 +606,51 @@ func TestFullExample(t *testing.T) {
 	}
 	if h := cfg.Upstreams["static.v2"].Hash; h != (Hash{Source: "header", Name: "X-User", LoadFactor: 1.5}) {
 		t.Errorf("hash = %+v", h)
+	}
+	app := cfg.Upstreams["app"]
+	wantHC := HealthCheck{
+		Path:         "/healthz?deep=1",
+		Method:       "HEAD",
+		Host:         "app.internal:8000",
+		Port:         8001,
+		Interval:     Duration(5 * time.Second),
+		Timeout:      Duration(2 * time.Second),
+		ExpectStatus: []string{"200", "3xx", "401-403"},
+		ExpectBody:   "ok",
+		Rise:         1,
+		Fall:         2,
+	}
+	if !reflect.DeepEqual(app.HealthCheck, wantHC) {
+		t.Errorf("health check = %+v\nwant %+v", app.HealthCheck, wantHC)
+	}
+	if want := (Passive{ConsecutiveFailures: 3, EjectionTime: Duration(30 * time.Second), MaxEjectionTime: Duration(10 * time.Minute)}); app.Passive != want {
+		t.Errorf("passive = %+v, want %+v", app.Passive, want)
+	}
+	if want := (Retries{Attempts: 3, On: []string{"reset", "timeout", "500", "503"}, BudgetPercent: 10.5}); !reflect.DeepEqual(app.Retries, want) {
+		t.Errorf("retries = %+v, want %+v", app.Retries, want)
+	}
+	if app.SlowStart != Duration(30*time.Second) || app.AllDown != AllDownTryAll {
+		t.Errorf("slow start %v, all down %q", app.SlowStart, app.AllDown)
+	}
+	if s := cfg.Upstreams["static.v2"]; s.Passive.ConsecutiveFailures != 0 || s.Retries.Attempts != 0 || s.HealthCheck.Path != "" {
+		t.Errorf("static.v2 = %+v", s)
+	}
+	wantDNS := &DNSDiscovery{
+		Name:     "_http._tcp.app.internal.",
+		Type:     "SRV",
+		Resolver: "10.0.0.2:53",
+		MinTTL:   Duration(5 * time.Second),
+		MaxTTL:   Duration(time.Minute),
+		Timeout:  Duration(500 * time.Millisecond),
+	}
+	if d := cfg.Upstreams["discovered"]; len(d.Nodes) != 0 || !reflect.DeepEqual(d.Discovery.DNS, wantDNS) {
+		t.Errorf("discovered = %+v, DNS %+v", d, d.Discovery.DNS)
+	}
+	if d := cfg.Upstreams["discovered-a"].Discovery.DNS; d.Type != "AAAA" || d.Port != 8080 {
+		t.Errorf("discovered-a DNS = %+v", d)
+	}
+	if !cfg.Routes[0].RetryNonIdempotent || cfg.Routes[1].RetryNonIdempotent {
+		t.Error("retry_non_idempotent not as written")
 	}
 	// Validate again: it is idempotent on a loaded configuration.
 	if err := cfg.Validate(); err != nil {
@@ -505,7 +757,72 @@ func TestValidationRules(t *testing.T) {
 		{"conn wait timeout", "upstreams:\n  app:\n    conn_wait_timeout: 0s\n    nodes: [{address: 'a:1'}]\n", "upstreams.app.conn_wait_timeout", 3, "must be greater than 0"},
 		{"max conns per node", "upstreams:\n  app:\n    max_conns_per_node: 0\n    nodes: [{address: 'a:1'}]\n", "upstreams.app.max_conns_per_node", 3, "at least 1"},
 
+		// Active health checks.
+		{"health check path without slash", app + "    health_check: {path: health}\n", "upstreams.app.health_check.path", 4, "must start with \"/\", got \"health\""},
+		{"health check path with space", app + "    health_check: {path: '/a b'}\n", "upstreams.app.health_check.path", 4, "spaces or control characters"},
+		{"health check path with fragment", app + "    health_check: {path: '/a#b'}\n", "upstreams.app.health_check.path", 4, "fragment"},
+		{"health check settings without path", app + "    health_check:\n      interval: 5s\n      rise: 3\n", "upstreams.app.health_check.path", 4, "health_check.path is required to enable health checks (interval, rise given without it)"},
+		{"health check empty path", app + "    health_check:\n      path: ''\n      method: HEAD\n", "upstreams.app.health_check.path", 5, "health_check.path is required to enable health checks (method given"},
+		{"health check method", app + "    health_check: {path: /h, method: 'G T'}\n", "upstreams.app.health_check.method", 4, "invalid method \"G T\""},
+		{"health check empty method", app + "    health_check: {path: /h, method: ''}\n", "upstreams.app.health_check.method", 4, "invalid method \"\""},
+		{"health check host", app + "    health_check: {path: /h, host: 'a b'}\n", "upstreams.app.health_check.host", 4, "invalid host \"a b\""},
+		{"health check host port", app + "    health_check: {path: /h, host: 'a:0'}\n", "upstreams.app.health_check.host", 4, "port must be a number from 1 to 65535"},
+		{"health check host bare ipv6", app + "    health_check: {path: /h, host: '::1'}\n", "upstreams.app.health_check.host", 4, "invalid host \"::1\""},
+		{"health check host url", app + "    health_check: {path: /h, host: 'http://a'}\n", "upstreams.app.health_check.host", 4, "invalid host"},
+		{"health check port", app + "    health_check: {path: /h, port: 70000}\n", "upstreams.app.health_check.port", 4, "must be from 1 to 65535 (or 0 for the node's own port), got 70000"},
+		{"health check negative port", app + "    health_check: {path: /h, port: -1}\n", "upstreams.app.health_check.port", 4, "got -1"},
+		{"health check interval", app + "    health_check:\n      path: /h\n      interval: 0s\n", "upstreams.app.health_check.interval", 6, "must be greater than 0"},
+		{"health check timeout", app + "    health_check: {path: /h, timeout: 0s}\n", "upstreams.app.health_check.timeout", 4, "must be greater than 0"},
+		{"health check timeout above interval", app + "    health_check:\n      path: /h\n      interval: 1s\n      timeout: 2s\n", "upstreams.app.health_check.timeout", 7, "must not exceed interval (1s), got 2s"},
+		{"health check no statuses", app + "    health_check: {path: /h, expect_status: []}\n", "upstreams.app.health_check.expect_status", 4, "at least one status is required"},
+		{"health check status class", app + "    health_check:\n      path: /h\n      expect_status: [2xx, 6xx]\n", "upstreams.app.health_check.expect_status[1]", 6, "invalid status class \"6xx\""},
+		{"health check status range", app + "    health_check: {path: /h, expect_status: ['300-200']}\n", "upstreams.app.health_check.expect_status[0]", 4, "300 is greater than 200"},
+		{"health check status code", app + "    health_check: {path: /h, expect_status: [99]}\n", "upstreams.app.health_check.expect_status[0]", 4, "from 100 to 599"},
+		{"health check rise", app + "    health_check: {path: /h, rise: 0}\n", "upstreams.app.health_check.rise", 4, "must be at least 1, got 0"},
+		{"health check fall", app + "    health_check: {path: /h, fall: -2}\n", "upstreams.app.health_check.fall", 4, "must be at least 1, got -2"},
+
+		// Passive checks.
+		{"consecutive failures negative", app + "    passive: {consecutive_failures: -1}\n", "upstreams.app.passive.consecutive_failures", 4, "must not be negative (0 disables passive checks), got -1"},
+		{"ejection time zero", app + "    passive: {ejection_time: 0s}\n", "upstreams.app.passive.ejection_time", 4, "must be greater than 0"},
+		{"max ejection time zero", app + "    passive: {max_ejection_time: 0s}\n", "upstreams.app.passive.max_ejection_time", 4, "must be greater than 0"},
+		{"max ejection time below base", app + "    passive:\n      ejection_time: 1m\n      max_ejection_time: 30s\n", "upstreams.app.passive.max_ejection_time", 6, "must not be less than ejection_time (1m0s), got 30s"},
+		{"max ejection time below default base", app + "    passive: {max_ejection_time: 5s}\n", "upstreams.app.passive.max_ejection_time", 4, "must not be less than ejection_time (10s)"},
+
+		// Retries.
+		{"retry attempts too many", app + "    retries: {attempts: 11}\n", "upstreams.app.retries.attempts", 4, "must be from 0 to 10, got 11"},
+		{"retry attempts negative", app + "    retries: {attempts: -1}\n", "upstreams.app.retries.attempts", 4, "must be from 0 to 10, got -1"},
+		{"retry on empty", app + "    retries: {on: []}\n", "upstreams.app.retries.on", 4, "at least one failure to retry is required"},
+		{"retry on unknown", app + "    retries:\n      on: [reset, 501]\n", "upstreams.app.retries.on[1]", 5, "unknown failure \"501\": use reset, timeout, 500, 502, 503 or 504"},
+		{"retry on unknown word", app + "    retries: {on: [connect]}\n", "upstreams.app.retries.on[0]", 4, "unknown failure \"connect\""},
+		{"retry on duplicate", app + "    retries: {on: [502, '502']}\n", "upstreams.app.retries.on[1]", 4, "duplicate \"502\" (also on[0])"},
+		{"retry budget zero", app + "    retries: {budget_percent: 0}\n", "upstreams.app.retries.budget_percent", 4, "must be greater than 0 and at most 100, got 0"},
+		{"retry budget too big", app + "    retries: {budget_percent: 100.5}\n", "upstreams.app.retries.budget_percent", 4, "got 100.5"},
+		{"retry budget nan", app + "    retries: {budget_percent: .nan}\n", "upstreams.app.retries.budget_percent", 4, "got NaN"},
+		{"retry budget minimum", app + "    retries: {budget_min_per_second: -1}\n", "upstreams.app.retries.budget_min_per_second", 4, "must not be negative, got -1"},
+
+		// All down.
+		{"all_down", app + "    all_down: sometimes\n", "upstreams.app.all_down", 4, "must be \"fail\" or \"try_all\", got \"sometimes\""},
+		{"all_down empty", app + "    all_down: ''\n", "upstreams.app.all_down", 4, "got \"\""},
+
+		// DNS discovery.
+		{"dns name required", "upstreams:\n  app:\n    discovery:\n      dns: {}\n", "upstreams.app.discovery.dns.name", 4, "name is required"},
+		{"dns name invalid", "upstreams:\n  app:\n    discovery:\n      dns: {name: 'bad..name', port: 80}\n", "upstreams.app.discovery.dns.name", 4, "invalid DNS name \"bad..name\""},
+		{"dns name is an ip", "upstreams:\n  app:\n    discovery:\n      dns: {name: 10.0.0.1, port: 80}\n", "upstreams.app.discovery.dns.name", 4, "is an IP address"},
+		{"dns type", "upstreams:\n  app:\n    discovery:\n      dns:\n        name: app.internal\n        type: MX\n", "upstreams.app.discovery.dns.type", 6, "unknown record type \"MX\": use \"SRV\", \"A\" or \"AAAA\""},
+		{"dns type empty", "upstreams:\n  app:\n    discovery:\n      dns: {name: app.internal, type: ''}\n", "upstreams.app.discovery.dns.type", 4, "unknown record type \"\""},
+		{"dns A needs a port", "upstreams:\n  app:\n    discovery:\n      dns: {name: app.internal}\n", "upstreams.app.discovery.dns.port", 4, "a port is required for A records"},
+		{"dns AAAA port range", "upstreams:\n  app:\n    discovery:\n      dns: {name: app.internal, type: aaaa, port: 70000}\n", "upstreams.app.discovery.dns.port", 4, "must be from 1 to 65535, got 70000"},
+		{"dns SRV with a port", "upstreams:\n  app:\n    discovery:\n      dns: {name: _http._tcp.app.internal, port: 80}\n", "upstreams.app.discovery.dns.port", 4, "must not be set for SRV records"},
+		{"dns resolver name", "upstreams:\n  app:\n    discovery:\n      dns: {name: _h._tcp.a, resolver: 'dns.internal:53'}\n", "upstreams.app.discovery.dns.resolver", 4, "must be an IP address and port"},
+		{"dns resolver without port", "upstreams:\n  app:\n    discovery:\n      dns: {name: _h._tcp.a, resolver: '10.0.0.2'}\n", "upstreams.app.discovery.dns.resolver", 4, "invalid resolver \"10.0.0.2\""},
+		{"dns resolver port zero", "upstreams:\n  app:\n    discovery:\n      dns: {name: _h._tcp.a, resolver: '10.0.0.2:0'}\n", "upstreams.app.discovery.dns.resolver", 4, "invalid resolver"},
+		{"dns min ttl zero", "upstreams:\n  app:\n    discovery:\n      dns: {name: _h._tcp.a, min_ttl: 0s}\n", "upstreams.app.discovery.dns.min_ttl", 4, "must be greater than 0"},
+		{"dns max ttl below min", "upstreams:\n  app:\n    discovery:\n      dns: {name: _h._tcp.a, min_ttl: 10m}\n", "upstreams.app.discovery.dns.max_ttl", 4, "must not be less than min_ttl (10m0s), got 5m0s"},
+		{"dns timeout zero", "upstreams:\n  app:\n    discovery:\n      dns: {name: _h._tcp.a, timeout: 0s}\n", "upstreams.app.discovery.dns.timeout", 4, "must be greater than 0"},
+		{"null dns is no discovery", "upstreams:\n  app:\n    discovery: {dns: ~}\n", "upstreams.app.nodes", 2, "at least one node is required, or discovery.dns"},
+
 		// Routes.
+		{"retry_non_idempotent without proxy", "routes:\n  - respond: {}\n    retry_non_idempotent: true\n", "routes[0].retry_non_idempotent", 3, "applies only to routes with proxy"},
 		{"no action", "routes:\n  - match: {path: /}\n", "routes[0]", 2, "exactly one of proxy, redirect or respond is required"},
 		{"null route", "routes:\n  - ~\n", "routes[0]", 2, "exactly one of proxy, redirect or respond is required"},
 		{"two actions", app + "routes:\n  - proxy: app\n    respond: {}\n", "routes[0]", 5, "got proxy and respond"},
@@ -624,6 +941,23 @@ func TestValidAccepted(t *testing.T) {
 		{"256 nodes", "upstreams:\n  app:\n    nodes: [" + nodesList(256) + "]\n"},
 		{"trailing dot node", "upstreams: {app: {nodes: [{address: 'app.internal.:80'}]}}\n"},
 		{"different listener hosts", "listeners: [{address: '127.0.0.1:80'}, {address: '127.0.0.2:80'}]\n"},
+		{"discovery only", "upstreams:\n  app:\n    discovery:\n      dns: {name: _http._tcp.app.internal}\nroutes: [{proxy: app}]\n"},
+		{"discovery with static nodes", "upstreams:\n  app:\n    discovery: {dns: {name: app.internal., type: A, port: 8080, resolver: '[fd00::53]:53', min_ttl: 5s, max_ttl: 5s}}\n    nodes: [{address: 'a:1'}, {address: 'b:1', backup: true}]\n"},
+		{"dns resolver ipv4", "upstreams:\n  app:\n    discovery: {dns: {name: _h._tcp.a, resolver: '10.0.0.2:53'}}\n"},
+		{"empty health check", app + "    health_check: {}\n"},
+		{"health check hosts", "upstreams:\n" +
+			"  a: {nodes: [{address: 'a:1'}], health_check: {path: /h, host: app.internal}}\n" +
+			"  b: {nodes: [{address: 'a:1'}], health_check: {path: /h, host: 'app.internal:8080'}}\n" +
+			"  c: {nodes: [{address: 'a:1'}], health_check: {path: /h, host: '10.0.0.1:80'}}\n" +
+			"  d: {nodes: [{address: 'a:1'}], health_check: {path: /h, host: '[::1]'}}\n" +
+			"  e: {nodes: [{address: 'a:1'}], health_check: {path: /h, host: '[::1]:8080'}}\n" +
+			"  f: {nodes: [{address: 'a:1'}], health_check: {path: /h, host: '10.0.0.1'}}\n"},
+		{"health check full", app + "    health_check: {path: '/health?deep=1', method: HEAD, port: 0, interval: 1s, timeout: 1s, expect_status: [200, 3xx, '401-403'], expect_body: ok, rise: 1, fall: 1}\n"},
+		{"passive off", app + "    passive: {consecutive_failures: 0, ejection_time: 1s, max_ejection_time: 1s}\n"},
+		{"retries edge values", app + "    retries: {attempts: 10, on: [500, timeout], budget_percent: 100, budget_min_per_second: 0}\n"},
+		{"no retries", app + "    retries: {attempts: 0}\n"},
+		{"slow start and try_all", app + "    slow_start: 1m\n    all_down: try_all\n"},
+		{"retry_non_idempotent", app + "routes:\n  - proxy: app\n    retry_non_idempotent: true\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -747,6 +1081,22 @@ func TestValidateInCode(t *testing.T) {
 			t.Errorf("MaxBodyBytes = %v", c.Server.MaxBodyBytes)
 		}
 	})
+	t.Run("upstream defaults in code", func(t *testing.T) {
+		c := Config{Upstreams: map[string]*Upstream{"a": {Nodes: []Node{{Address: "a:1"}}}}}
+		c.applyDefaults(nil)
+		if err := c.Validate(); err != nil {
+			t.Fatal(err)
+		}
+		u := c.Upstreams["a"]
+		if !reflect.DeepEqual(u.HealthCheck, HealthCheck{}) || u.Discovery.DNS != nil || u.Passive.ConsecutiveFailures != 5 || u.Retries.Attempts != 2 {
+			t.Errorf("upstream = %+v", u)
+		}
+		u.HealthCheck.Path = "/h"
+		ps := problemsOf(t, c.Validate())
+		if _, ok := findProblem(ps, "upstreams.a.health_check.interval", "greater than 0"); !ok {
+			t.Errorf("an undefaulted health check passed: %v", ps)
+		}
+	})
 	t.Run("nil entries", func(t *testing.T) {
 		c := Config{
 			Upstreams: map[string]*Upstream{"b": nil, "a": nil},
@@ -799,6 +1149,9 @@ func TestPathHelpers(t *testing.T) {
 		{`upstreams["a b"].connect_timeout`, "config.Duration"},
 		{"routes[2].redirect", "config.Redirect"},
 		{"routes[0].respond.headers.X-A", "string"},
+		{"upstreams.app.discovery.dns.min_ttl", "config.Duration"},
+		{"upstreams.app.health_check.expect_status[1]", "string"},
+		{"upstreams.app.retries.budget_percent", "float64"},
 		{"routes[0].nope", ""},
 		{`upstreams["a`, ""},
 		{"listeners[0", ""},
@@ -829,6 +1182,7 @@ var fuzzSeeds = []string{
 	"routes: [~, {respond: {status: 0}}]\n",
 	"- a\n",
 	"x: 1\n---\ny: 2\n",
+	"upstreams:\n  a:\n    discovery: {dns: {name: _h._tcp.a}}\n    health_check: {path: /h, expect_status: [2xx, '200-204']}\n    retries: {on: [502, reset], attempts: 0}\n    passive: {consecutive_failures: 0}\n",
 }
 
 func FuzzParse(f *testing.F) {
@@ -887,5 +1241,23 @@ func TestListenerPortZeroLetsTheKernelChoose(t *testing.T) {
 	src := "upstreams: {app: {nodes: [{address: \"127.0.0.1:0\"}]}}\nroutes: [{proxy: app}]\n"
 	if _, err := Parse([]byte(src), "t.yaml", nil); err == nil || !strings.Contains(err.Error(), "upstreams.app.nodes[0].address") {
 		t.Fatalf("a node on port 0 must be refused, got %v", err)
+	}
+}
+
+func TestHealthCheckTimeoutDefaultFollowsShortInterval(t *testing.T) {
+	src := "upstreams: {app: {health_check: {path: /health, interval: 500ms}, nodes: [{address: \"127.0.0.1:9001\"}]}}\nroutes: [{proxy: app}]\n"
+	cfg, err := Parse([]byte(src), "t.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Upstreams["app"].HealthCheck.Timeout.D(); got != 500*time.Millisecond {
+		t.Fatalf("timeout defaulted to %v, want the interval, 500ms", got)
+	}
+}
+
+func TestStaticBackupsBehindDiscoveredNodes(t *testing.T) {
+	src := "upstreams: {app: {discovery: {dns: {name: _http._tcp.app.internal, resolver: \"127.0.0.1:53\"}}, nodes: [{address: \"127.0.0.1:9001\", backup: true}]}}\nroutes: [{proxy: app}]\n"
+	if _, err := Parse([]byte(src), "t.yaml", nil); err != nil {
+		t.Fatalf("static backups behind DNS-discovered primaries must be valid: %v", err)
 	}
 }

@@ -116,7 +116,8 @@ type Upstream struct {
 	Policy string `yaml:"policy"`
 	// Hash configures "consistent_hash"; ignored by other policies.
 	Hash Hash `yaml:"hash"`
-	// Nodes are the pool's members. At least one is required.
+	// Nodes are the pool's static members. At least one is required unless
+	// Discovery finds them.
 	Nodes []Node `yaml:"nodes"`
 	// ConnectTimeout bounds dialing a node. Default: 2s.
 	ConnectTimeout Duration `yaml:"connect_timeout"`
@@ -131,6 +132,120 @@ type Upstream struct {
 	// ConnWaitTimeout is how long a request waits for a free connection when
 	// a node is at MaxConnsPerNode, before it is answered 503. Default: 1s.
 	ConnWaitTimeout Duration `yaml:"conn_wait_timeout"`
+	// HealthCheck configures active health checks; off unless Path is set.
+	HealthCheck HealthCheck `yaml:"health_check"`
+	// Passive configures outlier detection from live traffic.
+	Passive Passive `yaml:"passive"`
+	// Retries configures retries after a request was sent to a node.
+	// (A request that could not be sent, because the connection failed,
+	// always goes to another node.)
+	Retries Retries `yaml:"retries"`
+	// SlowStart ramps the share of traffic of a node that comes back (or is
+	// new) from 10% to full over this period. Default: 0, off.
+	SlowStart Duration `yaml:"slow_start"`
+	// AllDown says what happens when no node of the pool is available:
+	// "fail" answers 503 at once; "try_all" tries the nodes anyway.
+	// Default: "fail".
+	AllDown string `yaml:"all_down"`
+	// Discovery takes the pool's nodes from DNS, in addition to Nodes.
+	Discovery Discovery `yaml:"discovery"`
+}
+
+// All-down policies accepted in Upstream.AllDown.
+const (
+	AllDownFail   = "fail"
+	AllDownTryAll = "try_all"
+)
+
+// HealthCheck is an active HTTP health check, sent to every node of a pool.
+type HealthCheck struct {
+	// Path is the request path, e.g. "/health". Empty disables active checks.
+	Path string `yaml:"path"`
+	// Method is the request method. Default: "GET".
+	Method string `yaml:"method"`
+	// Host is the Host header. Default: the node's address.
+	Host string `yaml:"host"`
+	// Port, when set, is probed instead of the node's own port.
+	Port int `yaml:"port"`
+	// Interval between two checks of a node (each one jittered by ±10%).
+	// A new or changed node is checked at once. Default: 2s.
+	Interval Duration `yaml:"interval"`
+	// Timeout bounds one check. Default: 1s.
+	Timeout Duration `yaml:"timeout"`
+	// ExpectStatus lists the statuses that pass: codes ("200"), classes
+	// ("2xx") or ranges ("200-399"). Default: ["2xx", "3xx"].
+	ExpectStatus []string `yaml:"expect_status"`
+	// ExpectBody, when set, must occur in the response body.
+	ExpectBody string `yaml:"expect_body"`
+	// Rise is how many passing checks in a row bring a down node up.
+	// Default: 2.
+	Rise int `yaml:"rise"`
+	// Fall is how many failing checks in a row take an up node down.
+	// Default: 3.
+	Fall int `yaml:"fall"`
+}
+
+// Passive is outlier detection: nodes failing live requests are ejected.
+type Passive struct {
+	// ConsecutiveFailures (connect failures, timeouts, 5xx answers) eject
+	// a node. 0 disables passive checks. Default: 5.
+	ConsecutiveFailures int `yaml:"consecutive_failures"`
+	// EjectionTime is how long the first ejection lasts; each further
+	// ejection doubles it. Default: 10s.
+	EjectionTime Duration `yaml:"ejection_time"`
+	// MaxEjectionTime caps the ejection time. Default: 5m.
+	MaxEjectionTime Duration `yaml:"max_ejection_time"`
+}
+
+// Retries configures retries of requests that reached a node.
+type Retries struct {
+	// Attempts is how many more nodes a request may be sent to after a
+	// failure, each a different node. Default: 2.
+	Attempts int `yaml:"attempts"`
+	// On lists the failures retried: "reset" (the connection broke before
+	// a response), "timeout", and statuses "500", "502", "503", "504".
+	// Default: [reset, timeout, "502", "503", "504"]. Only idempotent
+	// requests are retried unless the route sets retry_non_idempotent.
+	On []string `yaml:"on"`
+	// BudgetPercent caps retries at this share of the pool's requests, so
+	// retries cannot turn a brown-out into an outage. Default: 20.
+	BudgetPercent float64 `yaml:"budget_percent"`
+	// BudgetMinPerSecond is always allowed, whatever the share. Default: 3.
+	BudgetMinPerSecond int `yaml:"budget_min_per_second"`
+}
+
+// Discovery sources for a pool's nodes.
+type Discovery struct {
+	// DNS takes nodes from SRV or A/AAAA records.
+	DNS *DNSDiscovery `yaml:"dns"`
+}
+
+// DNS record types accepted in DNSDiscovery.Type.
+const (
+	DNSTypeSRV  = "SRV"
+	DNSTypeA    = "A"
+	DNSTypeAAAA = "AAAA"
+)
+
+// DNSDiscovery resolves a pool's nodes from DNS, re-resolving when the
+// answer's TTL expires. When the resolver fails, the last good answer stays.
+type DNSDiscovery struct {
+	// Name is the name to resolve, e.g. "_http._tcp.app.internal" (SRV) or
+	// "app.internal" (A/AAAA). Required.
+	Name string `yaml:"name"`
+	// Type is "SRV", "A" or "AAAA". Default: "SRV" for names starting with
+	// "_", else "A".
+	Type string `yaml:"type"`
+	// Port of the nodes, for A and AAAA records. Required for those.
+	Port int `yaml:"port"`
+	// Resolver is the DNS server's host:port. Default: the first
+	// nameserver of /etc/resolv.conf.
+	Resolver string `yaml:"resolver"`
+	// MinTTL and MaxTTL clamp the re-resolution period. Defaults: 1s, 5m.
+	MinTTL Duration `yaml:"min_ttl"`
+	MaxTTL Duration `yaml:"max_ttl"`
+	// Timeout bounds one query. Default: 2s.
+	Timeout Duration `yaml:"timeout"`
 }
 
 // Hash sources accepted in Hash.Source.
@@ -182,6 +297,10 @@ type Route struct {
 	// ResponseHeaders edit the response before it is sent to the client,
 	// for every action.
 	ResponseHeaders HeaderRules `yaml:"response_headers"`
+	// RetryNonIdempotent lets the pool's retries re-send requests with
+	// non-idempotent methods (POST, PATCH) that already reached a node,
+	// when their body was held in memory. Default: false.
+	RetryNonIdempotent bool `yaml:"retry_non_idempotent"`
 }
 
 // Match holds a route's conditions.

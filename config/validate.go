@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net"
@@ -36,6 +37,36 @@ const (
 	defaultConnWaitTimeout       = Duration(1 * time.Second)
 	defaultNodeWeight            = 1
 	defaultRespondStatus         = 200
+	defaultHealthMethod          = "GET"
+	defaultHealthInterval        = Duration(2 * time.Second)
+	defaultHealthTimeout         = Duration(1 * time.Second)
+	defaultHealthRise            = 2
+	defaultHealthFall            = 3
+	defaultConsecutiveFailures   = 5
+	defaultEjectionTime          = Duration(10 * time.Second)
+	defaultMaxEjectionTime       = Duration(5 * time.Minute)
+	defaultRetryAttempts         = 2
+	defaultBudgetPercent         = 20.0
+	defaultBudgetMinPerSecond    = 3
+	defaultAllDown               = AllDownFail
+	defaultDNSMinTTL             = Duration(1 * time.Second)
+	defaultDNSMaxTTL             = Duration(5 * time.Minute)
+	defaultDNSTimeout            = Duration(2 * time.Second)
+)
+
+// Defaults of lists, copied into each configuration that needs them.
+var (
+	defaultExpectStatus = []string{"2xx", "3xx"}
+	defaultRetryOn      = []string{RetryOnReset, RetryOnTimeout, "502", "503", "504"}
+)
+
+// Failures accepted in Retries.On besides the statuses "500", "502", "503"
+// and "504".
+const (
+	// RetryOnReset retries when the connection broke before a response.
+	RetryOnReset = "reset"
+	// RetryOnTimeout retries when the response header did not come in time.
+	RetryOnTimeout = "timeout"
 )
 
 // Limits and special values that Validate enforces.
@@ -46,10 +77,13 @@ const (
 	MaxNodes = 256
 	// MaxWeight is the largest node weight.
 	MaxWeight = 1000
+	// MaxRetryAttempts is the largest Retries.Attempts.
+	MaxRetryAttempts = 10
 )
 
 // applyDefaults fills every default documented on the types, and
-// normalises match hosts to lower case and methods to upper case.
+// normalises match hosts and retries.on to lower case, and methods
+// (of matches and health checks) and DNS record types to upper case.
 //
 // set reports whether the file gave the field at a path (as in
 // Problem.Path) a non-null value; a default replaces only a zero value
@@ -125,6 +159,58 @@ func (u *Upstream) applyDefaults(p string, set func(string) bool) {
 	defaultDuration(&u.IdleTimeout, defaultUpstreamIdleTimeout, set, p+".idle_timeout")
 	defaultInt(&u.MaxConnsPerNode, defaultMaxConnsPerNode, set, p+".max_conns_per_node")
 	defaultDuration(&u.ConnWaitTimeout, defaultConnWaitTimeout, set, p+".conn_wait_timeout")
+
+	// Health check settings default only when checks are on: without a
+	// path, any other setting is a problem, not something to complete.
+	if h := &u.HealthCheck; h.Path != "" {
+		hp := p + ".health_check"
+		defaultString(&h.Method, defaultHealthMethod, set, hp+".method")
+		h.Method = strings.ToUpper(h.Method)
+		defaultDuration(&h.Interval, defaultHealthInterval, set, hp+".interval")
+		// A short interval brings a short default timeout along, so that
+		// "interval: 500ms" alone is valid.
+		timeout := defaultHealthTimeout
+		if h.Interval > 0 {
+			timeout = min(timeout, h.Interval)
+		}
+		defaultDuration(&h.Timeout, timeout, set, hp+".timeout")
+		defaultList(&h.ExpectStatus, defaultExpectStatus, set, hp+".expect_status")
+		defaultInt(&h.Rise, defaultHealthRise, set, hp+".rise")
+		defaultInt(&h.Fall, defaultHealthFall, set, hp+".fall")
+	}
+
+	pp := p + ".passive"
+	defaultInt(&u.Passive.ConsecutiveFailures, defaultConsecutiveFailures, set, pp+".consecutive_failures")
+	defaultDuration(&u.Passive.EjectionTime, defaultEjectionTime, set, pp+".ejection_time")
+	defaultDuration(&u.Passive.MaxEjectionTime, defaultMaxEjectionTime, set, pp+".max_ejection_time")
+
+	r := &u.Retries
+	rp := p + ".retries"
+	defaultInt(&r.Attempts, defaultRetryAttempts, set, rp+".attempts")
+	defaultList(&r.On, defaultRetryOn, set, rp+".on")
+	for i, on := range r.On {
+		r.On[i] = strings.ToLower(on)
+	}
+	defaultFloat(&r.BudgetPercent, defaultBudgetPercent, set, rp+".budget_percent")
+	defaultInt(&r.BudgetMinPerSecond, defaultBudgetMinPerSecond, set, rp+".budget_min_per_second")
+
+	defaultString(&u.AllDown, defaultAllDown, set, p+".all_down")
+
+	if d := u.Discovery.DNS; d != nil {
+		dp := p + ".discovery.dns"
+		if d.Type == "" && !set(dp+".type") {
+			if strings.HasPrefix(d.Name, "_") {
+				d.Type = DNSTypeSRV
+			} else {
+				d.Type = DNSTypeA
+			}
+		}
+		d.Type = strings.ToUpper(d.Type)
+		defaultDuration(&d.MinTTL, defaultDNSMinTTL, set, dp+".min_ttl")
+		defaultDuration(&d.MaxTTL, defaultDNSMaxTTL, set, dp+".max_ttl")
+		defaultDuration(&d.Timeout, defaultDNSTimeout, set, dp+".timeout")
+	}
+
 	for i := range u.Nodes {
 		n := &u.Nodes[i]
 		defaultInt(&n.Weight, defaultNodeWeight, set, p+".nodes["+strconv.Itoa(i)+"].weight")
@@ -149,6 +235,19 @@ func defaultSize(s *Size, def Size, set func(string) bool, path string) {
 func defaultInt(n *int, def int, set func(string) bool, path string) {
 	if *n == 0 && !set(path) {
 		*n = def
+	}
+}
+
+func defaultFloat(f *float64, def float64, set func(string) bool, path string) {
+	if *f == 0 && !set(path) {
+		*f = def
+	}
+}
+
+// defaultList sets a copy of def, so that no two configurations share it.
+func defaultList(l *[]string, def []string, set func(string) bool, path string) {
+	if len(*l) == 0 && !set(path) {
+		*l = slices.Clone(def)
 	}
 }
 
@@ -463,7 +562,7 @@ func validateUpstream(v *validator, name string, u *Upstream) {
 		v.add(p, "invalid upstream name %q: use only letters, digits, '_', '.' and '-'", name)
 	}
 	if u == nil {
-		v.add(p, "upstream is empty: at least one node is required")
+		v.add(p, "upstream is empty: at least one node is required, or discovery.dns")
 		return
 	}
 	switch u.Policy {
@@ -495,9 +594,23 @@ func validateUpstream(v *validator, name string, u *Upstream) {
 		v.add(p+".max_conns_per_node", "must be at least 1, got %d", u.MaxConnsPerNode)
 	}
 
+	validateHealthCheck(v, p+".health_check", &u.HealthCheck)
+	validatePassive(v, p+".passive", &u.Passive)
+	validateRetries(v, p+".retries", &u.Retries)
+	switch u.AllDown {
+	case AllDownFail, AllDownTryAll:
+	default:
+		v.add(p+".all_down", "must be %q or %q, got %q", AllDownFail, AllDownTryAll, u.AllDown)
+	}
+	if u.Discovery.DNS != nil {
+		validateDNS(v, p+".discovery.dns", u.Discovery.DNS)
+	}
+
+	// A pool with DNS discovery may have no static nodes; static nodes,
+	// when given, still need a primary among them.
 	switch {
-	case len(u.Nodes) == 0:
-		v.add(p+".nodes", "at least one node is required")
+	case len(u.Nodes) == 0 && u.Discovery.DNS == nil:
+		v.add(p+".nodes", "at least one node is required, or discovery.dns")
 	case len(u.Nodes) > MaxNodes:
 		v.add(p+".nodes", "at most %d nodes are allowed, got %d", MaxNodes, len(u.Nodes))
 	}
@@ -542,9 +655,194 @@ func validateUpstream(v *validator, name string, u *Upstream) {
 			v.add(np+".weight", "must be from 1 to %d, got %d", MaxWeight, n.Weight)
 		}
 	}
-	if len(u.Nodes) > 0 && primaries == 0 {
+	// With DNS discovery the discovered nodes are the primaries, and static
+	// nodes may all be backups behind them.
+	if len(u.Nodes) > 0 && primaries == 0 && u.Discovery.DNS == nil {
 		v.add(p+".nodes", "at least one node must not be a backup")
 	}
+}
+
+func validateHealthCheck(v *validator, p string, h *HealthCheck) {
+	if h.Path == "" {
+		var given []string
+		for _, f := range []struct {
+			name string
+			set  bool
+		}{
+			{"method", h.Method != ""},
+			{"host", h.Host != ""},
+			{"port", h.Port != 0},
+			{"interval", h.Interval != 0},
+			{"timeout", h.Timeout != 0},
+			{"expect_status", len(h.ExpectStatus) > 0},
+			{"expect_body", h.ExpectBody != ""},
+			{"rise", h.Rise != 0},
+			{"fall", h.Fall != 0},
+		} {
+			if f.set {
+				given = append(given, f.name)
+			}
+		}
+		if len(given) > 0 {
+			v.add(p+".path", "health_check.path is required to enable health checks (%s given without it)", strings.Join(given, ", "))
+		}
+		return
+	}
+	switch {
+	case !strings.HasPrefix(h.Path, "/"):
+		v.add(p+".path", "must start with \"/\", got %q", h.Path)
+	case hasControl(h.Path):
+		v.add(p+".path", "must not contain spaces or control characters")
+	case strings.Contains(h.Path, "#"):
+		v.add(p+".path", "must not contain a fragment (\"#\")")
+	}
+	if !isToken(h.Method) {
+		v.add(p+".method", "invalid method %q", h.Method)
+	}
+	if h.Host != "" {
+		if msg := checkHostHeader(h.Host); msg != "" {
+			v.add(p+".host", "%s", msg)
+		}
+	}
+	if h.Port < 0 || h.Port > 65535 {
+		v.add(p+".port", "must be from 1 to 65535 (or 0 for the node's own port), got %d", h.Port)
+	}
+	positive(v, p+".interval", h.Interval)
+	positive(v, p+".timeout", h.Timeout)
+	if h.Interval > 0 && h.Timeout > h.Interval {
+		v.add(p+".timeout", "must not exceed interval (%s), got %s", h.Interval, h.Timeout)
+	}
+	if len(h.ExpectStatus) == 0 {
+		v.add(p+".expect_status", "at least one status is required, e.g. [\"2xx\"]")
+	}
+	for i, s := range h.ExpectStatus {
+		if _, _, err := parseStatusItem(s); err != nil {
+			v.add(joinIndex(p+".expect_status", i), "%v", err)
+		}
+	}
+	if h.Rise < 1 {
+		v.add(p+".rise", "must be at least 1, got %d", h.Rise)
+	}
+	if h.Fall < 1 {
+		v.add(p+".fall", "must be at least 1, got %d", h.Fall)
+	}
+}
+
+// checkHostHeader returns a problem message for a Host header value, or
+// "": a host name or IP address (IPv6 in brackets), with an optional port.
+func checkHostHeader(h string) string {
+	bad := fmt.Sprintf("invalid host %q: must be a host name or IP address with an optional port, e.g. \"app.internal\" or \"app.internal:8080\"", h)
+	host, bracketed := h, false
+	switch {
+	case strings.HasPrefix(h, "[") && strings.HasSuffix(h, "]"):
+		host, bracketed = h[1:len(h)-1], true
+	case strings.Contains(h, ":"):
+		hp, port, err := net.SplitHostPort(h)
+		if err != nil {
+			return bad
+		}
+		if _, ok := parsePort(port); !ok {
+			return fmt.Sprintf("invalid host %q: the port must be a number from 1 to 65535", h)
+		}
+		host, bracketed = hp, strings.HasPrefix(h, "[")
+	}
+	if bracketed {
+		if a, err := netip.ParseAddr(host); err != nil || !a.Is6() || a.Zone() != "" {
+			return bad
+		}
+		return ""
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		if strings.Contains(host, ":") {
+			return bad // an IPv6 address needs brackets
+		}
+		return ""
+	}
+	if !validHostname(strings.TrimSuffix(host, ".")) {
+		return bad
+	}
+	return ""
+}
+
+func validatePassive(v *validator, p string, ps *Passive) {
+	if ps.ConsecutiveFailures < 0 {
+		v.add(p+".consecutive_failures", "must not be negative (0 disables passive checks), got %d", ps.ConsecutiveFailures)
+	}
+	positive(v, p+".ejection_time", ps.EjectionTime)
+	positive(v, p+".max_ejection_time", ps.MaxEjectionTime)
+	if ps.EjectionTime > 0 && ps.MaxEjectionTime > 0 && ps.MaxEjectionTime < ps.EjectionTime {
+		v.add(p+".max_ejection_time", "must not be less than ejection_time (%s), got %s", ps.EjectionTime, ps.MaxEjectionTime)
+	}
+}
+
+func validateRetries(v *validator, p string, r *Retries) {
+	if r.Attempts < 0 || r.Attempts > MaxRetryAttempts {
+		v.add(p+".attempts", "must be from 0 to %d, got %d", MaxRetryAttempts, r.Attempts)
+	}
+	if len(r.On) == 0 {
+		v.add(p+".on", "at least one failure to retry is required (set attempts: 0 to turn retries off)")
+	}
+	seen := map[string]int{}
+	for i, on := range r.On {
+		ip := joinIndex(p+".on", i)
+		switch on {
+		case RetryOnReset, RetryOnTimeout, "500", "502", "503", "504":
+		default:
+			v.add(ip, "unknown failure %q: use reset, timeout, 500, 502, 503 or 504", on)
+			continue
+		}
+		if j, dup := seen[on]; dup {
+			v.add(ip, "duplicate %q (also on[%d])", on, j)
+		} else {
+			seen[on] = i
+		}
+	}
+	if bp := r.BudgetPercent; !(bp > 0 && bp <= 100) {
+		v.add(p+".budget_percent", "must be greater than 0 and at most 100, got %v", bp)
+	}
+	if r.BudgetMinPerSecond < 0 {
+		v.add(p+".budget_min_per_second", "must not be negative, got %d", r.BudgetMinPerSecond)
+	}
+}
+
+func validateDNS(v *validator, p string, d *DNSDiscovery) {
+	name := strings.TrimSuffix(d.Name, ".")
+	if d.Name == "" {
+		v.add(p+".name", "name is required, e.g. \"_http._tcp.app.internal\" (SRV) or \"app.internal\" (A)")
+	} else if _, err := netip.ParseAddr(name); err == nil {
+		v.add(p+".name", "%q is an IP address, not a name to resolve: list it under nodes instead", d.Name)
+	} else if !validHostname(name) {
+		v.add(p+".name", "invalid DNS name %q", d.Name)
+	}
+	switch d.Type {
+	case DNSTypeSRV:
+		if d.Port != 0 {
+			v.add(p+".port", "must not be set for SRV records, which give each node's port")
+		}
+	case DNSTypeA, DNSTypeAAAA:
+		switch {
+		case d.Port == 0:
+			// Without a name, the type is a guess: the name is the problem.
+			if d.Name != "" {
+				v.add(p+".port", "a port is required for %s records", d.Type)
+			}
+		case d.Port < 1 || d.Port > 65535:
+			v.add(p+".port", "must be from 1 to 65535, got %d", d.Port)
+		}
+	default:
+		v.add(p+".type", "unknown record type %q: use %q, %q or %q", d.Type, DNSTypeSRV, DNSTypeA, DNSTypeAAAA)
+	}
+	if d.Resolver != "" {
+		if ap, err := netip.ParseAddrPort(d.Resolver); err != nil || ap.Port() == 0 {
+			v.add(p+".resolver", "invalid resolver %q: must be an IP address and port, e.g. \"10.0.0.2:53\" or \"[fd00::53]:53\"", d.Resolver)
+		}
+	}
+	positive(v, p+".min_ttl", d.MinTTL)
+	positive(v, p+".max_ttl", d.MaxTTL)
+	if d.MinTTL > 0 && d.MaxTTL > 0 && d.MaxTTL < d.MinTTL {
+		v.add(p+".max_ttl", "must not be less than min_ttl (%s), got %s", d.MinTTL, d.MaxTTL)
+	}
+	positive(v, p+".timeout", d.Timeout)
 }
 
 func (c *Config) validateRoute(v *validator, i int, r *Route, names map[string]int) {
@@ -587,6 +885,10 @@ func (c *Config) validateRoute(v *validator, i int, r *Route, names map[string]i
 		if _, ok := c.Upstreams[r.Proxy]; !ok {
 			v.add(p+".proxy", "unknown upstream %q", r.Proxy)
 		}
+	}
+
+	if r.RetryNonIdempotent && r.Proxy == "" {
+		v.add(p+".retry_non_idempotent", "applies only to routes with proxy")
 	}
 
 	validateMatch(v, p+".match", &r.Match)
@@ -838,4 +1140,88 @@ func validateHeaderRules(v *validator, p string, h *HeaderRules, request bool) {
 			v.add(jp, "%q cannot be removed: a request needs a Host header; use set to change it", name)
 		}
 	}
+}
+
+// StatusSet is a set of HTTP status codes from 100 to 599, such as the
+// statuses that pass a health check. The zero value is empty.
+type StatusSet struct {
+	bits [10]uint64 // bit c%64 of bits[c/64] is code c
+}
+
+// Contains reports whether code is in s. Codes outside 100–599 never are.
+func (s StatusSet) Contains(code int) bool {
+	if code < 100 || code > 599 {
+		return false
+	}
+	return s.bits[code/64]&(1<<(code%64)) != 0
+}
+
+func (s *StatusSet) addRange(lo, hi int) {
+	for c := lo; c <= hi; c++ {
+		s.bits[c/64] |= 1 << (c % 64)
+	}
+}
+
+// ParseStatusSet parses a list such as HealthCheck.ExpectStatus: each item
+// is a code ("200"), a class ("2xx", "1xx" to "5xx") or an inclusive range
+// ("200-399"), of codes from 100 to 599. The list must not be empty.
+// The error names the first invalid item.
+func ParseStatusSet(items []string) (StatusSet, error) {
+	var s StatusSet
+	if len(items) == 0 {
+		return s, errors.New("no statuses: list at least one, e.g. \"2xx\"")
+	}
+	for _, it := range items {
+		lo, hi, err := parseStatusItem(it)
+		if err != nil {
+			return StatusSet{}, err
+		}
+		s.addRange(lo, hi)
+	}
+	return s, nil
+}
+
+// parseStatusItem parses one item of a status list into an inclusive
+// range of codes.
+func parseStatusItem(item string) (lo, hi int, err error) {
+	t := strings.TrimSpace(item)
+	if len(t) == 3 && strings.EqualFold(t[1:], "xx") {
+		if t[0] < '1' || t[0] > '5' {
+			return 0, 0, fmt.Errorf("invalid status class %q: use 1xx, 2xx, 3xx, 4xx or 5xx", item)
+		}
+		lo = int(t[0]-'0') * 100
+		return lo, lo + 99, nil
+	}
+	if a, b, ok := strings.Cut(t, "-"); ok {
+		lo, okLo := parseStatusCode(strings.TrimSpace(a))
+		hi, okHi := parseStatusCode(strings.TrimSpace(b))
+		switch {
+		case !okLo || !okHi:
+			return 0, 0, fmt.Errorf("invalid status range %q: both ends must be codes from 100 to 599, e.g. \"200-399\"", item)
+		case lo > hi:
+			return 0, 0, fmt.Errorf("invalid status range %q: %d is greater than %d", item, lo, hi)
+		}
+		return lo, hi, nil
+	}
+	if c, ok := parseStatusCode(t); ok {
+		return c, c, nil
+	}
+	if _, err := strconv.Atoi(t); err == nil {
+		return 0, 0, fmt.Errorf("invalid status %q: a status code is from 100 to 599", item)
+	}
+	return 0, 0, fmt.Errorf("invalid status %q: use a code (\"200\"), a class (\"2xx\") or a range (\"200-399\")", item)
+}
+
+// parseStatusCode parses a three-digit status code from 100 to 599.
+func parseStatusCode(s string) (int, bool) {
+	if len(s) != 3 {
+		return 0, false
+	}
+	for i := 0; i < 3; i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return 0, false
+		}
+	}
+	c, _ := strconv.Atoi(s)
+	return c, c >= 100 && c <= 599
 }
