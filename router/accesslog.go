@@ -157,6 +157,12 @@ func appendCombinedLine(b []byte, ctx *fasthttp.RequestCtx, out *outcome, status
 	b = strconv.AppendFloat(b, dur.Seconds(), 'f', 6, 64)
 	b = append(b, " up="...)
 	b = strconv.AppendFloat(b, out.upstream.Seconds(), 'f', 6, 64)
+	b = append(b, " retries="...)
+	b = strconv.AppendInt(b, int64(out.retries), 10)
+	if out.retryReason != "" {
+		b = append(b, " retry_reason="...)
+		b = append(b, out.retryReason...)
+	}
 	return append(b, '\n')
 }
 
@@ -186,6 +192,12 @@ func appendJSONLine(b []byte, ctx *fasthttp.RequestCtx, out *outcome, status int
 	b = strconv.AppendFloat(b, dur.Seconds(), 'f', 6, 64)
 	b = append(b, `,"upstream_duration":`...)
 	b = strconv.AppendFloat(b, out.upstream.Seconds(), 'f', 6, 64)
+	b = append(b, `,"retries":`...)
+	b = strconv.AppendInt(b, int64(out.retries), 10)
+	if out.retryReason != "" {
+		b = append(b, `,"retry_reason":`...)
+		b = appendJSONString(b, []byte(out.retryReason))
+	}
 	if out.err != nil {
 		b = append(b, `,"error":`...)
 		b = appendJSONString(b, []byte(out.err.Error()))

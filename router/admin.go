@@ -51,6 +51,10 @@ func (s *Server) newAdminServer() *fasthttp.Server {
 				pprofHandler(ctx)
 				return
 			}
+			if path == "/pools" || strings.HasPrefix(path, "/pools/") {
+				s.handlePools(ctx, path)
+				return
+			}
 			switch path {
 			case "/metrics":
 				metricsHandler(ctx)

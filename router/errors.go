@@ -33,6 +33,24 @@ type dialError struct {
 func (e *dialError) Error() string { return fmt.Sprintf("dialing node %s: %v", e.node, e.err) }
 func (e *dialError) Unwrap() error { return e.err }
 
+// resetError is a connection that broke before any byte of a response
+// arrived. On a kept-alive connection reused from the pool this is usually
+// the node having closed it while idle.
+type resetError struct {
+	node   string
+	sent   bool // false: writing the request failed, so the node processed nothing
+	reused bool // the connection had carried requests before
+	err    error
+}
+
+func (e *resetError) Error() string {
+	if !e.sent {
+		return fmt.Sprintf("node %s: connection broke while sending the request: %v", e.node, e.err)
+	}
+	return fmt.Sprintf("node %s: connection broke before a response: %v", e.node, e.err)
+}
+func (e *resetError) Unwrap() error { return e.err }
+
 // isDialError reports whether err is a connection failure that is safe to
 // retry on another node.
 func isDialError(err error) bool {
@@ -47,6 +65,8 @@ func classifyUpstreamError(node string, err error) error {
 	case err == nil:
 		return nil
 	case isDialError(err):
+		return err
+	case errors.As(err, new(*resetError)):
 		return err
 	case errors.Is(err, fasthttp.ErrNoFreeConns):
 		return fmt.Errorf("node %s: %w", node, ErrNodeBusy)

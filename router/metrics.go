@@ -28,6 +28,9 @@ type metrics struct {
 	lastReloadOK     prometheus.Gauge
 	lastReloadTime   prometheus.Gauge
 	accessLogDropped prometheus.Counter
+
+	retries              *prometheus.CounterVec // pool, reason
+	retryBudgetExhausted *prometheus.CounterVec // pool
 }
 
 func newMetrics(conns prometheus.Collector) *metrics {
@@ -81,12 +84,21 @@ func newMetrics(conns prometheus.Collector) *metrics {
 			Name: "edge_access_log_dropped_total",
 			Help: "Access log lines dropped because the writer fell behind.",
 		}),
+		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "edge_upstream_retries_total",
+			Help: "Requests sent again to another node, by pool and reason (connect, busy, reset, timeout, 500, 502, 503, 504).",
+		}, []string{"pool", "reason"}),
+		retryBudgetExhausted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "edge_upstream_retry_budget_exhausted_total",
+			Help: "Retries refused because the pool's retry budget was used up.",
+		}, []string{"pool"}),
 	}
 	reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.requests, m.requestDuration, m.upstreamDuration, m.upstreamErrors, m.clientErrors,
 		m.inflight, m.reloads, m.lastReloadOK, m.lastReloadTime, m.accessLogDropped,
+		m.retries, m.retryBudgetExhausted,
 	)
 	if conns != nil {
 		reg.MustRegister(conns)

@@ -1,10 +1,13 @@
 package router
 
 import (
+	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/edge-router/edge/health"
 )
 
 // maxPoolNodes bounds the nodes of one pool, so a set of tried nodes fits
@@ -25,10 +28,11 @@ type Node struct {
 	Address string
 
 	index  int  // position in its pool's node list (primaries then backups)
-	weight int  // configured weight, ≥ 1
+	weight int  // effective weight (configured, or the operator's override), ≥ 1
 	backup bool // takes traffic only when no primary is usable
 
-	link *nodeLink
+	link   *nodeLink
+	health *health.Node // health, ejection and operator state; nil in unit tests
 }
 
 // nodeLink is the part of a node that outlives a reload.
@@ -50,10 +54,46 @@ func (n *Node) Weight() int { return n.weight }
 // Index returns the node's position in its pool.
 func (n *Node) Index() int { return n.index }
 
-// Usable reports whether the node may be given a new request now.
+// Usable reports whether the node may be given a new request now: it is
+// available (health up, not ejected, not drained or in maintenance) and
+// did not refuse a connection in the last moment. A node in slow start is
+// usable for a growing share of calls, so every policy ramps it up.
 func (n *Node) Usable() bool {
-	until := n.link.refusedUntil.Load()
-	return until == 0 || time.Now().UnixNano() >= until
+	if until := n.link.refusedUntil.Load(); until != 0 && time.Now().UnixNano() < until {
+		return false
+	}
+	if n.health == nil {
+		return true
+	}
+	if !n.health.Available() {
+		return false
+	}
+	if f := n.health.SlowStartFactor(); f < 1 && rand.Float64() >= f {
+		return false
+	}
+	return true
+}
+
+// available reports whether the node's health and operator state allow
+// traffic, ignoring the short refused-connection skip and slow start.
+func (n *Node) available() bool { return n.health == nil || n.health.Available() }
+
+// operatorOut reports whether an operator took the node out (drain or
+// maintenance): such a node gets no new requests even when all are down.
+func (n *Node) operatorOut() bool {
+	return n.health != nil && n.health.AdminState() != health.Ready
+}
+
+func (n *Node) reportSuccess() {
+	if n.health != nil {
+		n.health.ReportSuccess()
+	}
+}
+
+func (n *Node) reportFailure() {
+	if n.health != nil {
+		n.health.ReportFailure()
+	}
 }
 
 // nodeSet is a set of node indexes of one pool (at most maxPoolNodes).

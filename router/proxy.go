@@ -36,6 +36,9 @@ type outcome struct {
 	upstream time.Duration
 	err      error
 	reason   string // client error reason when no route ran
+
+	retries     int    // times the request was sent again after reaching a node
+	retryReason string // why the last other node was tried, if one was
 }
 
 // handle is the fasthttp handler of the public listeners.
@@ -137,9 +140,20 @@ func (s *Server) proxy(ctx *fasthttp.RequestCtx, snap *snapshot, r *route, sc *s
 
 	p := r.pool
 	var key uint64
-	if p.hashSource != "" && r.pool.primary != nil {
+	if p.hashSource != "" {
 		key = p.hashKeyFor(ctx, client)
 	}
+
+	// A body of up to streamPrefetch bytes is already in memory: hold it so
+	// that a retry can send it again. A larger or chunked body is streamed
+	// from the client and can be sent only once.
+	// (fasthttp reports -2 for a request without a body, -1 for chunked.)
+	replayable := cl != -1 && cl <= streamPrefetch
+	if cl > 0 && replayable {
+		req.Body() // reads the prefetched stream into the request's buffer
+	}
+	mayResend := replayable && (r.retryNonIdempotent || isIdempotent(ctx.Method()))
+	p.retry.budget.request()
 
 	var tried nodeSet
 	var err error
@@ -154,29 +168,82 @@ func (s *Server) proxy(ctx *fasthttp.RequestCtx, snap *snapshot, r *route, sc *s
 		tried.add(n.index)
 		out.node = n
 		t0 := time.Now()
-		n.link.inflight.Add(1)
 		err = n.link.client.Do(req, &ctx.Response)
-		n.link.inflight.Add(-1)
 		out.upstream = time.Since(t0)
 		nm := p.metrics[n.index]
 		if err == nil {
+			status := ctx.Response.StatusCode()
 			nm.duration.Observe(out.upstream.Seconds())
+			if status >= 500 {
+				n.reportFailure()
+			} else {
+				n.reportSuccess()
+			}
+			if reason := p.retry.statusReason(status); reason != "" && p.retry.allow(reason, out.retries, mayResend) {
+				out.retries++
+				out.retryReason = reason
+				ctx.Response.Reset() // closes a streamed body and its connection
+				continue
+			}
 			break
 		}
 		err = classifyUpstreamError(n.Name, err)
+		var reset *resetError
 		switch {
 		case isDialError(err):
+			// Nothing reached the node: always try another one, at once.
+			// Its idle connections are likely dead too (it restarted or
+			// died): drop them so they are not tried one by one later.
 			nm.dialErr.Inc()
-			// Skip this node for a moment; the request goes to another
-			// node now, never to the same one.
+			n.reportFailure()
+			n.link.client.CloseIdleConnections()
 			n.link.refusedUntil.Store(time.Now().Add(refusedBackoff).UnixNano())
+			p.retry.countFree(reasonConnect)
+			out.retryReason = reasonConnect
 			continue
+		case errors.Is(err, ErrNodeBusy):
+			// No connection was free: nothing was sent either.
+			nm.busy.Inc()
+			p.retry.countFree(reasonBusy)
+			out.retryReason = reasonBusy
+			continue
+		case errors.As(err, &reset):
+			nm.otherErr.Inc()
+			if reset.reused {
+				// A kept-alive connection that died while idle says little
+				// about the node now (a restarted node leaves a pool full
+				// of them), so it does not count against the node; the
+				// other idle connections are dropped, as they likely died
+				// with it.
+				n.link.client.CloseIdleConnections()
+			} else {
+				n.reportFailure()
+			}
+			if !reset.sent && reset.reused && replayable {
+				// The node had closed the kept-alive connection before it
+				// could read the request: nothing was processed.
+				p.retry.countFree(reasonReset)
+				out.retryReason = reasonReset
+				continue
+			}
+			if p.retry.allow(reasonReset, out.retries, mayResend) {
+				out.retries++
+				out.retryReason = reasonReset
+				continue
+			}
 		case errors.Is(err, ErrNodeTimeout):
 			nm.timeout.Inc()
-		case errors.Is(err, ErrNodeBusy):
-			nm.busy.Inc()
+			n.reportFailure()
+			if p.retry.allow(reasonTimeout, out.retries, mayResend) {
+				out.retries++
+				out.retryReason = reasonTimeout
+				continue
+			}
+		case errors.Is(err, ErrBodyTooLarge), errors.Is(err, ErrClientTimeout):
+			// The client's fault, not the node's.
 		default:
 			nm.otherErr.Inc()
+			n.reportFailure()
 		}
 		break
 	}
@@ -188,7 +255,7 @@ func (s *Server) proxy(ctx *fasthttp.RequestCtx, snap *snapshot, r *route, sc *s
 		return
 	}
 	n := out.node
-	if !n.Usable() {
+	if n.link.refusedUntil.Load() != 0 {
 		n.link.refusedUntil.Store(0) // it answered: back in rotation
 	}
 	resp := &ctx.Response

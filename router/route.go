@@ -39,6 +39,8 @@ type route struct {
 	requestRules  headerRules
 	responseRules headerRules
 
+	retryNonIdempotent bool
+
 	metrics *routeMetrics
 }
 

@@ -17,6 +17,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/edge-router/edge/config"
+	"github.com/edge-router/edge/health"
 )
 
 // Options are the settings of a Server that do not come from the
@@ -34,10 +35,13 @@ type Options struct {
 // Server is a running edge: public listeners, the admin listener and the
 // current configuration snapshot. All methods are safe for concurrent use.
 type Server struct {
-	opts    Options
-	log     *slog.Logger
-	metrics *metrics
-	ids     *requestIDs
+	opts       Options
+	log        *slog.Logger
+	metrics    *metrics
+	ids        *requestIDs
+	health     *health.Registry
+	dnsMetrics *health.DNSMetrics
+	disc       discoveries
 
 	snap      atomic.Pointer[snapshot]
 	accessLog atomic.Pointer[accessLogger]
@@ -68,8 +72,18 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	}
 	s := &Server{opts: opts, log: opts.Logger, ids: newRequestIDs()}
 	s.metrics = newMetrics(newConnCollector(s.snap.Load))
-	snap, err := buildSnapshot(cfg, nil, s.metrics)
+	var err error
+	if s.health, err = health.NewRegistry(s.metrics.reg, s.log); err != nil {
+		return nil, err
+	}
+	if s.dnsMetrics, err = health.NewDNSMetrics(s.metrics.reg); err != nil {
+		return nil, err
+	}
+	s.syncDiscovery(cfg)
+	snap, err := s.buildSnapshot(cfg, nil)
 	if err != nil {
+		s.stopDiscovery()
+		s.health.Close()
 		return nil, err
 	}
 	al, err := newAccessLogger(cfg.AccessLog, s.metrics.accessLogDropped)
@@ -230,8 +244,10 @@ func (s *Server) Apply(cfg *config.Config) error {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
 	prev := s.snap.Load()
-	next, err := buildSnapshot(cfg, prev, s.metrics)
+	s.syncDiscovery(cfg)
+	next, err := s.buildSnapshot(cfg, prev)
 	if err != nil {
+		s.syncDiscovery(prev.cfg)
 		s.reloadFailed(err)
 		return err
 	}
@@ -250,6 +266,22 @@ func (s *Server) Apply(cfg *config.Config) error {
 	s.metrics.lastReloadOK.Set(1)
 	s.metrics.lastReloadTime.SetToCurrentTime()
 	s.log.Info("configuration applied", "routes", len(next.routes), "upstreams", len(next.pools))
+	return nil
+}
+
+// rebuild compiles the running configuration again, for changes that come
+// from outside the file: an operator's weight override, a DNS answer.
+func (s *Server) rebuild() error {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	prev := s.snap.Load()
+	next, err := s.buildSnapshot(prev.cfg, prev)
+	if err != nil {
+		s.log.Error("rebuilding the configuration snapshot", "error", err)
+		return err
+	}
+	s.snap.Store(next)
+	closeUnused(prev, next)
 	return nil
 }
 
@@ -287,6 +319,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	if stopWatch != nil {
 		stopWatch()
 	}
+	s.stopDiscovery()
 	var wg sync.WaitGroup
 	errs := make([]error, len(public))
 	for i, l := range public {
@@ -304,6 +337,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	s.accessLog.Load().close()
+	s.health.Close()
 	return errors.Join(errs...)
 }
 

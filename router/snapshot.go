@@ -2,6 +2,7 @@ package router
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
@@ -11,6 +12,7 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/edge-router/edge/config"
+	"github.com/edge-router/edge/health"
 )
 
 // snapshot is everything the request path needs, built from one validated
@@ -35,20 +37,25 @@ type snapshot struct {
 // pool is a compiled upstream: its nodes and how to choose among them.
 type pool struct {
 	name    string
+	policy  string
 	nodes   []*Node // primaries, then backups; Node.index is the position
 	primary Selector
 	backup  Selector // nil when the pool has no backup nodes
 	metrics []*nodeMetrics
+	retry   *retryPolicy
 
-	hashSource string
-	hashName   []byte
+	tryAllWhenDown bool
+	hashSource     string
+	hashName       []byte
 }
 
-// pick returns the node for a request, or nil when every node was tried.
-// Primaries come first; backups only when no primary is usable. Nodes
-// skipped only because they recently refused a connection are still tried
-// as a last resort, so a pool whose nodes all restarted at once recovers
-// without waiting.
+// pick returns the node for a request, or nil when none may be tried.
+// Primaries come first; backups only when no primary is usable. Then, as
+// a last resort: nodes skipped only because they refused a connection a
+// moment ago or are in slow start (so a pool whose nodes all restarted at
+// once recovers without waiting); and, with all_down: try_all, nodes that
+// are down or ejected (never those an operator drained or put in
+// maintenance).
 func (p *pool) pick(key uint64, tried *nodeSet) *Node {
 	if n := selectNode(p.primary, key, tried); n != nil {
 		return n
@@ -58,9 +65,21 @@ func (p *pool) pick(key uint64, tried *nodeSet) *Node {
 			return n
 		}
 	}
-	for _, n := range p.nodes {
-		if !tried.has(n.index) {
+	// The last resorts start at a random node, so that they spread load
+	// rather than all landing on the first node.
+	start := rand.IntN(max(len(p.nodes), 1))
+	for i := range p.nodes {
+		n := p.nodes[(start+i)%len(p.nodes)]
+		if !tried.has(n.index) && n.available() {
 			return n
+		}
+	}
+	if p.tryAllWhenDown {
+		for i := range p.nodes {
+			n := p.nodes[(start+i)%len(p.nodes)]
+			if !tried.has(n.index) && !n.operatorOut() {
+				return n
+			}
 		}
 	}
 	return nil
@@ -82,11 +101,45 @@ func (p *pool) hashKeyFor(ctx *fasthttp.RequestCtx, client netip.Addr) uint64 {
 	return hashKey(a[:])
 }
 
+// poolNode is one member of a pool before compilation: a static node from
+// the configuration or one found by DNS discovery.
+type poolNode struct {
+	name, address string
+	weight        int
+	backup        bool
+}
+
+// poolMembers returns a pool's static nodes followed by those discovered
+// (lowest SRV priority as primaries, higher ones as backups).
+func poolMembers(up *config.Upstream, discovered []health.Endpoint) []poolNode {
+	var out []poolNode
+	for _, n := range up.Nodes {
+		out = append(out, poolNode{name: n.Name, address: n.Address, weight: n.Weight, backup: n.Backup})
+	}
+	if len(discovered) == 0 {
+		return out
+	}
+	minPriority := discovered[0].Priority
+	for _, e := range discovered {
+		minPriority = min(minPriority, e.Priority)
+	}
+	for _, e := range discovered {
+		if len(out) == maxPoolNodes {
+			break // a pool holds at most 256 nodes; DNS answers beyond that are ignored
+		}
+		w := min(max(e.Weight, 1), config.MaxWeight)
+		out = append(out, poolNode{name: e.Address, address: e.Address, weight: w, backup: e.Priority > minPriority})
+	}
+	return out
+}
+
 // buildSnapshot compiles cfg. Node links (connection pools and live
 // counters) are taken over from prev for nodes whose pool, address and
-// transport settings are unchanged.
-func buildSnapshot(cfg *config.Config, prev *snapshot, m *metrics) (*snapshot, error) {
-	s := &snapshot{
+// transport settings are unchanged; health and operator state come from
+// the registry, which keeps them for nodes that remain.
+func (s *Server) buildSnapshot(cfg *config.Config, prev *snapshot) (*snapshot, error) {
+	m := s.metrics
+	snap := &snapshot{
 		cfg:         cfg,
 		pools:       map[string]*pool{},
 		trusted:     trustedNets(cfg.Server.TrustedNets),
@@ -107,27 +160,50 @@ func buildSnapshot(cfg *config.Config, prev *snapshot, m *metrics) (*snapshot, e
 	slices.Sort(names)
 	for _, name := range names {
 		up := cfg.Upstreams[name]
-		p := &pool{name: name, hashSource: up.Hash.Source, hashName: []byte(up.Hash.Name)}
+		p := &pool{
+			name:           name,
+			policy:         up.Policy,
+			hashName:       []byte(up.Hash.Name),
+			tryAllWhenDown: up.AllDown == config.AllDownTryAll,
+			retry:          newRetryPolicy(name, up.Retries, m),
+		}
+		if up.Policy == config.PolicyConsistentHash {
+			p.hashSource = up.Hash.Source
+		}
+		members := poolMembers(up, s.discovered(name))
+		// Primaries first, then backups: selectors index nodes by position.
+		slices.SortStableFunc(members, func(a, b poolNode) int { return boolCompare(a.backup, b.backup) })
+		specs := make([]health.NodeSpec, len(members))
+		for i, mb := range members {
+			specs[i] = health.NodeSpec{Name: mb.name, Address: mb.address}
+		}
+		var check *config.HealthCheck
+		if up.HealthCheck.Path != "" {
+			check = &up.HealthCheck
+		}
+		states := s.health.Sync(name, health.PoolSpec{Check: check, Passive: up.Passive, SlowStart: up.SlowStart.D()}, specs)
+
 		var primaries, backups []*Node
-		for _, want := range []bool{false, true} {
-			for _, cn := range up.Nodes {
-				if cn.Backup != want {
-					continue
-				}
-				key := linkKey(name, cn.Address, up)
-				link := prevLinks[key]
-				if link == nil {
-					link = newNodeLink(cn.Name, cn.Address, up)
-				}
-				s.links[key] = link
-				n := &Node{Name: cn.Name, Address: cn.Address, index: len(p.nodes), weight: cn.Weight, backup: cn.Backup, link: link}
-				p.nodes = append(p.nodes, n)
-				p.metrics = append(p.metrics, m.forNode(name, cn.Name))
-				if cn.Backup {
-					backups = append(backups, n)
-				} else {
-					primaries = append(primaries, n)
-				}
+		for i, mb := range members {
+			key := linkKey(name, mb.address, up)
+			link := prevLinks[key]
+			if link == nil {
+				link = snap.links[key] // the same address listed twice (static and discovered)
+			}
+			if link == nil {
+				link = newNodeLink(mb.name, mb.address, up)
+			}
+			snap.links[key] = link
+			n := &Node{
+				Name: mb.name, Address: mb.address, index: i, backup: mb.backup,
+				weight: states[i].Weight(mb.weight), link: link, health: states[i],
+			}
+			p.nodes = append(p.nodes, n)
+			p.metrics = append(p.metrics, m.forNode(name, mb.name))
+			if mb.backup {
+				backups = append(backups, n)
+			} else {
+				primaries = append(primaries, n)
 			}
 		}
 		var err error
@@ -139,17 +215,19 @@ func buildSnapshot(cfg *config.Config, prev *snapshot, m *metrics) (*snapshot, e
 				return nil, fmt.Errorf("upstream %s backups: %w", name, err)
 			}
 		}
-		s.pools[name] = p
-		s.poolList = append(s.poolList, p)
+		snap.pools[name] = p
+		snap.poolList = append(snap.poolList, p)
 	}
+	s.health.Retain(names)
 
 	for i, cr := range cfg.Routes {
 		r := &route{
-			name:          cr.Name,
-			index:         i,
-			pathRegex:     cr.Match.PathRegexp,
-			requestRules:  compileHeaderRules(cr.RequestHeaders),
-			responseRules: compileHeaderRules(cr.ResponseHeaders),
+			name:               cr.Name,
+			index:              i,
+			pathRegex:          cr.Match.PathRegexp,
+			requestRules:       compileHeaderRules(cr.RequestHeaders),
+			responseRules:      compileHeaderRules(cr.ResponseHeaders),
+			retryNonIdempotent: cr.RetryNonIdempotent,
 		}
 		if cr.Match.Path != "" {
 			r.exactPath = []byte(cr.Match.Path)
@@ -166,7 +244,7 @@ func buildSnapshot(cfg *config.Config, prev *snapshot, m *metrics) (*snapshot, e
 		switch {
 		case cr.Proxy != "":
 			r.kind = actionProxy
-			r.pool = s.pools[cr.Proxy]
+			r.pool = snap.pools[cr.Proxy]
 			if r.pool == nil {
 				return nil, fmt.Errorf("route %s: unknown upstream %q", cr.Name, cr.Proxy)
 			}
@@ -182,10 +260,10 @@ func buildSnapshot(cfg *config.Config, prev *snapshot, m *metrics) (*snapshot, e
 		default:
 			return nil, fmt.Errorf("route %s: no action", cr.Name)
 		}
-		s.routes = append(s.routes, r)
+		snap.routes = append(snap.routes, r)
 	}
-	s.hosts = buildHostIndex(s.routes, cfg.Routes)
-	return s, nil
+	snap.hosts = buildHostIndex(snap.routes, cfg.Routes)
+	return snap, nil
 }
 
 // linkKey identifies a node's connection pool: the same node in the same
@@ -206,7 +284,8 @@ const responseHeaderLimit = 64 << 10
 func newNodeLink(name, address string, up *config.Upstream) *nodeLink {
 	dialer := &net.Dialer{Timeout: up.ConnectTimeout.D(), KeepAlive: 30 * time.Second}
 	ioTimeout := up.ResponseHeaderTimeout.D()
-	return &nodeLink{client: &fasthttp.HostClient{
+	link := &nodeLink{}
+	link.client = &fasthttp.HostClient{
 		Addr: address,
 		Dial: func(addr string) (net.Conn, error) {
 			c, err := dialer.Dial("tcp", addr)
@@ -224,14 +303,25 @@ func newNodeLink(name, address string, up *config.Upstream) *nodeLink {
 		WriteTimeout:                  ioTimeout,
 		MaxIdemponentCallAttempts:     1, // retries are ours, on another node
 		RetryIfErr:                    func(*fasthttp.Request, int, error) (bool, bool) { return false, false },
-		Transport:                     transport{}, // streams large bodies, allocation-free
+		Transport:                     &transport{link: link, node: name}, // streams large bodies, allocation-free
 		ReadBufferSize:                responseHeaderLimit,
 		WriteBufferSize:               16 << 10,
-	}}
+	}
+	return link
 }
 
 // closeUnused closes the idle connections of links that next no longer
 // uses. Requests still running on them finish normally.
+func boolCompare(a, b bool) int {
+	switch {
+	case a == b:
+		return 0
+	case !a:
+		return -1
+	}
+	return 1
+}
+
 func closeUnused(prev, next *snapshot) {
 	if prev == nil {
 		return

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/valyala/fasthttp"
@@ -28,27 +30,46 @@ const smallBody = 64 << 10
 //   - it never retries: failover to another node is the proxy's decision.
 //
 // It is safe for concurrent use.
-type transport struct{}
+//
+// It also keeps the node's in-flight count: a request counts from the
+// moment it is sent until its response body has been passed on in full,
+// so draining a node waits for long downloads too.
+type transport struct {
+	link *nodeLink
+	node string // for errors
+}
 
 // RoundTrip implements fasthttp.RoundTripper.
-func (transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (retry bool, err error) {
+func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (retry bool, err error) {
+	t.link.inflight.Add(1)
 	// Method expressions let roundTrip hold fasthttp's unexported
 	// connection type without naming it, and cost nothing per call.
-	return false, roundTrip(hc, req, resp,
+	streaming, err := roundTrip(t, hc, req, resp,
 		(*fasthttp.HostClient).AcquireConn, (*fasthttp.HostClient).ReleaseConn, (*fasthttp.HostClient).CloseConn)
+	if !streaming {
+		t.link.inflight.Add(-1)
+	}
+	return false, err
 }
 
 // pooledConn is fasthttp's pooled client connection.
-type pooledConn interface{ Conn() net.Conn }
+type pooledConn interface {
+	Conn() net.Conn
+	LastUseTime() time.Time
+}
 
-func roundTrip[C pooledConn](hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response,
+// roundTrip sends req and reads the response header (and a small body).
+// streaming reports that the body is left to stream, in which case the
+// in-flight count is released when the stream is closed.
+func roundTrip[C pooledConn](t *transport, hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response,
 	acquire func(*fasthttp.HostClient, time.Duration, bool) (C, error),
 	release, closeConn func(*fasthttp.HostClient, C),
-) error {
+) (streaming bool, err error) {
 	cc, err := acquire(hc, 0, false)
 	if err != nil {
-		return err
+		return false, err
 	}
+	reused := !cc.LastUseTime().IsZero()
 	conn := cc.Conn()
 	if hc.WriteTimeout > 0 {
 		_ = conn.SetWriteDeadline(time.Now().Add(hc.WriteTimeout))
@@ -61,7 +82,10 @@ func roundTrip[C pooledConn](hc *fasthttp.HostClient, req *fasthttp.Request, res
 	hc.ReleaseWriter(bw)
 	if err != nil {
 		closeConn(hc, cc)
-		return err
+		if reused && !isTimeout(err) && !errors.Is(err, ErrBodyTooLarge) && !errors.Is(err, ErrClientTimeout) {
+			return false, &resetError{node: t.node, sent: false, reused: true, err: err}
+		}
+		return false, err
 	}
 
 	if hc.ReadTimeout > 0 {
@@ -75,11 +99,12 @@ func roundTrip[C pooledConn](hc *fasthttp.HostClient, req *fasthttp.Request, res
 	if err != nil {
 		hc.ReleaseReader(br)
 		closeConn(hc, cc)
-		if errors.Is(err, io.EOF) {
-			// The node closed a kept-alive connection before answering.
-			return fasthttp.ErrConnectionClosed
+		if errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) {
+			// The connection broke before any response: on a reused
+			// connection, typically the node closing it while idle.
+			return false, &resetError{node: t.node, sent: true, reused: reused, err: err}
 		}
-		return err
+		return false, err
 	}
 	reuse := !req.Header.ConnectionClose() && !resp.Header.ConnectionClose()
 	status := resp.StatusCode()
@@ -93,28 +118,28 @@ func roundTrip[C pooledConn](hc *fasthttp.HostClient, req *fasthttp.Request, res
 		} else {
 			closeConn(hc, cc)
 		}
-		return nil
+		return false, nil
 	}
 	if cl >= 0 && cl <= smallBody {
 		err = resp.ReadBody(br, 0)
 		hc.ReleaseReader(br)
 		if err != nil {
 			closeConn(hc, cc)
-			return err
+			return false, err
 		}
 		if reuse {
 			release(hc, cc)
 		} else {
 			closeConn(hc, cc)
 		}
-		return nil
+		return false, nil
 	}
 
 	body, _ := upstreamBodyPool.Get().(*upstreamBody[C])
 	if body == nil {
 		body = new(upstreamBody[C])
 	}
-	*body = upstreamBody[C]{hc: hc, cc: cc, br: br, release: release, closeConn: closeConn, reuse: reuse}
+	*body = upstreamBody[C]{hc: hc, cc: cc, br: br, release: release, closeConn: closeConn, reuse: reuse, inflight: &t.link.inflight}
 	switch {
 	case cl >= 0:
 		body.mode, body.left = bodyFixed, int64(cl)
@@ -125,7 +150,7 @@ func roundTrip[C pooledConn](hc *fasthttp.HostClient, req *fasthttp.Request, res
 		cl = -1
 	}
 	resp.SetBodyStream(body, cl)
-	return nil
+	return true, nil
 }
 
 const (
@@ -150,6 +175,7 @@ type upstreamBody[C pooledConn] struct {
 	release   func(*fasthttp.HostClient, C)
 	closeConn func(*fasthttp.HostClient, C)
 	reuse     bool
+	inflight  *atomic.Int64 // the node's in-flight count, released on close
 	mode      uint8
 	left      int64 // bytes left in the body (fixed) or the current chunk
 	done      bool  // the body was read to its end
@@ -238,6 +264,9 @@ func (b *upstreamBody[C]) CloseWithError(err error) error {
 		b.release(b.hc, b.cc)
 	} else {
 		b.closeConn(b.hc, b.cc)
+	}
+	if b.inflight != nil {
+		b.inflight.Add(-1)
 	}
 	*b = upstreamBody[C]{}
 	upstreamBodyPool.Put(b)
