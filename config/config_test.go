@@ -1183,6 +1183,9 @@ var fuzzSeeds = []string{
 	"- a\n",
 	"x: 1\n---\ny: 2\n",
 	"upstreams:\n  a:\n    discovery: {dns: {name: _h._tcp.a}}\n    health_check: {path: /h, expect_status: [2xx, '200-204']}\n    retries: {on: [502, reset], attempts: 0}\n    passive: {consecutive_failures: 0}\n",
+	"listeners: [{address: ':8443', tls: true}]\ntls: {certificates: [{cert: /dev/zero, key: /dev/stdin}, {cert: testdata, key: testdata/full.yaml}]}\n",
+	"listeners: [{address: ':80'}, {address: ':443', tls: true}]\ntls:\n  acme: {agreed: true, names: [A.example.com], eab: {key_id: k, mac_key: 'YQ=='}, trusted_roots: testdata/full.yaml}\n  hsts: {max_age: 1h, preload: true}\n  redirect_http: true\n",
+	app + "    tls: {ca: /dev/null, server_name: app.internal, cert: /nonexistent, key: '', insecure_skip_verify: true}\n",
 }
 
 func FuzzParse(f *testing.F) {

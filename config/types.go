@@ -8,6 +8,8 @@
 package config
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"net/netip"
 	"regexp"
 )
@@ -25,6 +27,8 @@ type Config struct {
 	// Watch reloads the configuration when the file changes (debounced).
 	// Default: false; SIGHUP and the admin API always reload.
 	Watch bool `yaml:"watch"`
+	// TLS configures certificates for HTTPS listeners, and HSTS.
+	TLS TLS `yaml:"tls"`
 	// Upstreams are the named pools of nodes that routes proxy to.
 	Upstreams map[string]*Upstream `yaml:"upstreams"`
 	// Routes are evaluated in file order; the first route whose every
@@ -35,12 +39,133 @@ type Config struct {
 	File string `yaml:"-"`
 }
 
-// Listener is one public HTTP listener.
+// Listener is one public listener.
 type Listener struct {
 	// Name labels the listener in logs. Default: "http", "http2", … by position.
 	Name string `yaml:"name"`
 	// Address is host:port to listen on. Required.
 	Address string `yaml:"address"`
+	// TLS makes this an HTTPS listener, with certificates from the top-level
+	// tls section. Default: false (plain HTTP).
+	TLS bool `yaml:"tls"`
+}
+
+// TLS versions accepted in TLS.MinVersion.
+const (
+	TLSVersion12 = "1.2"
+	TLSVersion13 = "1.3"
+)
+
+// TLS configures HTTPS: certificates from files and from ACME, and HSTS.
+type TLS struct {
+	// MinVersion is "1.2" or "1.3". Default: "1.2".
+	MinVersion string `yaml:"min_version"`
+	// Certificates are certificate/key file pairs, chosen by SNI among their
+	// names (exact names before wildcards). The first is the default for
+	// clients that send no matching name. Reloaded on every reload.
+	Certificates []CertificateFile `yaml:"certificates"`
+	// ACME obtains and renews certificates automatically. Off when nil.
+	ACME *ACME `yaml:"acme"`
+	// RedirectHTTP answers every plain-HTTP request (except ACME HTTP-01
+	// challenges) with a redirect to https:// (301 for GET and HEAD, 308
+	// otherwise), before any route. Default: false.
+	RedirectHTTP bool `yaml:"redirect_http"`
+	// HSTS adds Strict-Transport-Security to HTTPS responses.
+	HSTS HSTS `yaml:"hsts"`
+}
+
+// CertificateFile is a PEM certificate chain and its private key.
+type CertificateFile struct {
+	// Cert is the PEM certificate chain file. Required.
+	Cert string `yaml:"cert"`
+	// Key is the PEM private key file. Required.
+	Key string `yaml:"key"`
+
+	// Loaded is the pair read from Cert and Key, with Leaf set (set by
+	// Validate).
+	Loaded *tls.Certificate `yaml:"-"`
+	// Names are the leaf's DNS names in lower case (its common name when it
+	// has none), wildcards such as "*.example.com" included (set by
+	// Validate).
+	Names []string `yaml:"-"`
+}
+
+// ACME configures automatic certificates (certmagic).
+type ACME struct {
+	// CA is the ACME directory URL. Default: Let's Encrypt's production
+	// directory.
+	CA string `yaml:"ca"`
+	// Email is the account's contact address.
+	Email string `yaml:"email"`
+	// Agreed must be true: it accepts the CA's terms of service.
+	Agreed bool `yaml:"agreed"`
+	// EAB is External Account Binding, for CAs that require it.
+	EAB *EAB `yaml:"eab"`
+	// Names are host names to obtain certificates for, besides the exact
+	// host names of routes (when FromRoutes is true).
+	Names []string `yaml:"names"`
+	// FromRoutes also manages every exact host name in routes' match.hosts.
+	// Default: true.
+	FromRoutes *bool `yaml:"from_routes"`
+	// OnDemand obtains a certificate at the first handshake for a name that
+	// the configuration allows (Names, route hosts, and names under route
+	// wildcards like *.example.com), never for any other name. Default: false.
+	OnDemand bool `yaml:"on_demand"`
+	// Storage is the directory holding certificates, keys and locks; several
+	// edge instances may share it. Default: "/var/lib/edge/certificates".
+	Storage string `yaml:"storage"`
+	// TrustedRoots is a PEM file of CA certificates to trust for the ACME
+	// server's own HTTPS (a private CA, or Pebble in tests). Default: the
+	// system's roots.
+	TrustedRoots string `yaml:"trusted_roots"`
+	// Challenges are the challenge types to use: "http-01" (answered on
+	// plain-HTTP listeners) and "tls-alpn-01" (on HTTPS listeners).
+	// Default: both.
+	Challenges []string `yaml:"challenges"`
+
+	// RootPool is TrustedRoots read, or nil for the system's roots (set by
+	// Validate).
+	RootPool *x509.CertPool `yaml:"-"`
+}
+
+// EAB is an External Account Binding (RFC 8555 §7.3.4).
+type EAB struct {
+	// KeyID is the key identifier given by the CA. Required.
+	KeyID string `yaml:"key_id"`
+	// MACKey is the base64url HMAC key given by the CA. Required.
+	MACKey string `yaml:"mac_key"`
+}
+
+// HSTS configures the Strict-Transport-Security header (RFC 6797).
+type HSTS struct {
+	// MaxAge enables HSTS when > 0, e.g. "8760h". Default: 0, off.
+	MaxAge Duration `yaml:"max_age"`
+	// IncludeSubdomains adds includeSubDomains.
+	IncludeSubdomains bool `yaml:"include_subdomains"`
+	// Preload adds preload.
+	Preload bool `yaml:"preload"`
+}
+
+// UpstreamTLS configures HTTPS from edge to a pool's nodes.
+type UpstreamTLS struct {
+	// CA is a PEM file of CA certificates to verify nodes with. Default:
+	// the system's roots.
+	CA string `yaml:"ca"`
+	// ServerName is the name to verify (and send as SNI). Default: the
+	// node address's host.
+	ServerName string `yaml:"server_name"`
+	// Cert and Key are a client certificate for mutual TLS. Optional.
+	Cert string `yaml:"cert"`
+	Key  string `yaml:"key"`
+	// InsecureSkipVerify disables verification of the node's certificate.
+	// Default: false.
+	InsecureSkipVerify bool `yaml:"insecure_skip_verify"`
+
+	// RootPool is CA read, or nil for the system's roots (set by Validate).
+	RootPool *x509.CertPool `yaml:"-"`
+	// ClientCert is Cert and Key read, with Leaf set, or nil (set by
+	// Validate).
+	ClientCert *tls.Certificate `yaml:"-"`
 }
 
 // Admin is the admin listener: /metrics, /reload, /healthz, /config.
@@ -149,6 +274,9 @@ type Upstream struct {
 	AllDown string `yaml:"all_down"`
 	// Discovery takes the pool's nodes from DNS, in addition to Nodes.
 	Discovery Discovery `yaml:"discovery"`
+	// TLS, when set, makes edge speak HTTPS to the nodes (and to their
+	// health checks).
+	TLS *UpstreamTLS `yaml:"tls"`
 }
 
 // All-down policies accepted in Upstream.AllDown.

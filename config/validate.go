@@ -82,8 +82,9 @@ const (
 )
 
 // applyDefaults fills every default documented on the types, and
-// normalises match hosts and retries.on to lower case, and methods
-// (of matches and health checks) and DNS record types to upper case.
+// normalises match hosts, retries.on, acme.names and acme.challenges to
+// lower case, and methods (of matches and health checks) and DNS record
+// types to upper case.
 //
 // set reports whether the file gave the field at a path (as in
 // Problem.Path) a non-null value; a default replaces only a zero value
@@ -118,6 +119,7 @@ func (c *Config) applyDefaults(set func(path string) bool) {
 	defaultSize(&s.MaxBodyBytes, defaultMaxBodyBytes, set, "server.max_body_bytes")
 	defaultInt(&s.MaxConnections, defaultMaxConnections, set, "server.max_connections")
 	defaultString(&c.AccessLog.Format, defaultAccessLogFormat, set, "access_log.format")
+	c.applyTLSDefaults(set)
 
 	for name, u := range c.Upstreams {
 		if u == nil {
@@ -271,7 +273,9 @@ func routePath(i int) string { return joinIndex("routes", i) }
 
 // Validate checks the configuration and returns a *ValidationError listing
 // every problem found, or nil. It also sets the fields derived from
-// others: Server.TrustedNets, Match.PathRegexp and Redirect.Template.
+// others: Server.TrustedNets, Match.PathRegexp and Redirect.Template, and
+// loads the files that the TLS settings name into CertificateFile.Loaded
+// and Names, ACME.RootPool, and UpstreamTLS.RootPool and ClientCert.
 //
 // Validate does not apply defaults: Load and Parse do that first, and a
 // Config built in code must set every field itself. Problems returned by
@@ -294,6 +298,7 @@ func (c *Config) validate() []Problem {
 	binds := c.validateListeners(v)
 	c.validateAdmin(v, binds)
 	c.validateServer(v)
+	c.validateTLS(v)
 	switch c.AccessLog.Format {
 	case "off", "combined", "json":
 	default:
@@ -604,6 +609,9 @@ func validateUpstream(v *validator, name string, u *Upstream) {
 	}
 	if u.Discovery.DNS != nil {
 		validateDNS(v, p+".discovery.dns", u.Discovery.DNS)
+	}
+	if u.TLS != nil {
+		validateUpstreamTLS(v, p+".tls", u.TLS)
 	}
 
 	// A pool with DNS discovery may have no static nodes; static nodes,

@@ -10,6 +10,7 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -89,6 +90,8 @@ type probeDef struct {
 	expect   []string // ExpectStatus as configured, for comparison
 	statuses []statusRange
 	body     []byte
+	tls      *tls.Config // nil: plain HTTP
+	tlsID    string      // identifies tls for comparison
 }
 
 // statusRange is an inclusive range of passing statuses.
@@ -96,7 +99,7 @@ type statusRange struct{ lo, hi int }
 
 // newCheckSpec applies defaults to hc. The error reports invalid
 // expect_status entries, which are left out (the spec is still usable).
-func newCheckSpec(hc *config.HealthCheck) (*checkSpec, error) {
+func newCheckSpec(hc *config.HealthCheck, tlsCfg *tls.Config, tlsID string) (*checkSpec, error) {
 	cs := &checkSpec{
 		interval: hc.Interval.D(),
 		rise:     hc.Rise,
@@ -119,6 +122,8 @@ func newCheckSpec(hc *config.HealthCheck) (*checkSpec, error) {
 		timeout: hc.Timeout.D(),
 		expect:  slices.Clone(hc.ExpectStatus),
 		body:    []byte(hc.ExpectBody),
+		tls:     tlsCfg,
+		tlsID:   tlsID,
 	}
 	if pd.method == "" {
 		pd.method = fasthttp.MethodGet
@@ -136,7 +141,8 @@ func newCheckSpec(hc *config.HealthCheck) (*checkSpec, error) {
 // pass on the same responses.
 func (d *probeDef) equal(o *probeDef) bool {
 	return d.method == o.method && d.path == o.path && d.host == o.host && d.port == o.port &&
-		d.timeout == o.timeout && slices.Equal(d.expect, o.expect) && bytes.Equal(d.body, o.body)
+		d.timeout == o.timeout && slices.Equal(d.expect, o.expect) && bytes.Equal(d.body, o.body) &&
+		(d.tls == nil) == (o.tls == nil) && d.tlsID == o.tlsID
 }
 
 // parseExpectStatus parses codes ("200"), classes ("2xx") and ranges
@@ -257,6 +263,22 @@ func (t *probeTarget) run(ctx context.Context) (res CheckResult) {
 	if err := conn.SetDeadline(deadline); err != nil {
 		res.Error = describe("connect", err)
 		return res
+	}
+	if t.def.tls != nil {
+		cfg := t.def.tls.Clone()
+		if cfg.ServerName == "" {
+			host, _, err := net.SplitHostPort(t.addr)
+			if err != nil {
+				host = t.addr
+			}
+			cfg.ServerName = host
+		}
+		tc := tls.Client(conn, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			res.Error = describe("TLS handshake", err)
+			return res
+		}
+		conn = tc
 	}
 	if _, err := conn.Write(t.request); err != nil {
 		res.Error = describe("send request", err)

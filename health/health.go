@@ -23,6 +23,7 @@
 package health
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -97,6 +98,12 @@ type PoolSpec struct {
 	// SlowStart ramps a node that becomes available from 10% to full
 	// share over this period; 0 is off.
 	SlowStart time.Duration
+	// TLS, when set, makes checks speak HTTPS with this configuration
+	// (ServerName defaults to the node's host).
+	TLS *tls.Config
+	// TLSID identifies TLS for change detection: checks are redone at once
+	// when it changes, not when only the pointer does.
+	TLSID string
 }
 
 // NodeSpec names one node of a pool. An empty Name means the address.
@@ -327,7 +334,7 @@ func (r *Registry) Sync(pool string, spec PoolSpec, nodes []NodeSpec) []*Node {
 	}
 	var probeChanged, timingChanged bool
 	if spec.Check != nil && spec.Check.Path != "" {
-		cs, err := newCheckSpec(spec.Check)
+		cs, err := newCheckSpec(spec.Check, spec.TLS, spec.TLSID)
 		if old != nil && old.check != nil && old.check.probe.equal(cs.probe) {
 			cs.probe = old.check.probe // keep in-flight probes valid
 			timingChanged = old.check.interval != cs.interval

@@ -38,6 +38,7 @@ type Node struct {
 // nodeLink is the part of a node that outlives a reload.
 type nodeLink struct {
 	client   *fasthttp.HostClient
+	https    bool // the node speaks HTTPS
 	inflight atomic.Int64
 	// refusedUntil holds a unix-nano time before which the node is skipped
 	// because it refused a connection; 0 when it is not skipped. The health

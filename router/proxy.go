@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bytes"
 	"errors"
 	"io"
 	"net"
@@ -65,12 +66,21 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 
-	sc.host = normalizeHost(sc.host, ctx.Host())
 	path := ctx.Path()
-	for _, r := range snap.hosts.candidates(sc.host) {
-		if r.matches(ctx, path) {
-			out.route = r
-			break
+	if !ctx.IsTLS() {
+		if acm := s.acme.Load(); acm != nil && bytes.HasPrefix(path, acmeChallengePrefix) {
+			acm.http01(ctx) // the CA validating an HTTP-01 challenge
+			return
+		}
+		out.route = snap.httpsRoute // tls.redirect_http, before any route
+	}
+	if out.route == nil {
+		sc.host = normalizeHost(sc.host, ctx.Host())
+		for _, r := range snap.hosts.candidates(sc.host) {
+			if r.matches(ctx, path) {
+				out.route = r
+				break
+			}
 		}
 	}
 	r := out.route
@@ -96,7 +106,15 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		s.proxy(ctx, snap, r, sc, &out)
 	}
 	r.responseRules.apply(&ctx.Response.Header)
+	if snap.hsts != nil && ctx.IsTLS() && len(ctx.Response.Header.PeekBytes(hdrHSTS)) == 0 {
+		ctx.Response.Header.SetBytesKV(hdrHSTS, snap.hsts)
+	}
 }
+
+var (
+	acmeChallengePrefix = []byte("/.well-known/acme-challenge/")
+	hdrHSTS             = []byte("Strict-Transport-Security")
+)
 
 // proxy sends the request to a node of the route's pool and leaves the
 // node's response (its body streamed) in ctx.Response.
@@ -167,6 +185,14 @@ func (s *Server) proxy(ctx *fasthttp.RequestCtx, snap *snapshot, r *route, sc *s
 		}
 		tried.add(n.index)
 		out.node = n
+		// fasthttp refuses a request whose scheme differs from the node's.
+		if https := bytes.Equal(req.URI().Scheme(), schemeHTTPS); https != n.link.https {
+			if n.link.https {
+				req.URI().SetSchemeBytes(schemeHTTPS)
+			} else {
+				req.URI().SetSchemeBytes(schemeHTTP)
+			}
+		}
 		t0 := time.Now()
 		err = n.link.client.Do(req, &ctx.Response)
 		out.upstream = time.Since(t0)
@@ -265,6 +291,11 @@ func (s *Server) proxy(ctx *fasthttp.RequestCtx, snap *snapshot, r *route, sc *s
 		resp.Header.SetBytesKV(hdrXRequestID, req.Header.PeekBytes(hdrXRequestID))
 	}
 }
+
+var (
+	schemeHTTP  = []byte("http")
+	schemeHTTPS = []byte("https")
+)
 
 // refusedBackoff is how long a node that refused a connection is skipped
 // by the balancer (it is still tried when no other node is left).

@@ -42,6 +42,8 @@ type Server struct {
 	health     *health.Registry
 	dnsMetrics *health.DNSMetrics
 	disc       discoveries
+	tlsMetrics *tlsMetrics
+	acme       atomic.Pointer[acmeManager] // nil without tls.acme
 
 	snap      atomic.Pointer[snapshot]
 	accessLog atomic.Pointer[accessLogger]
@@ -62,6 +64,7 @@ type listener struct {
 	name string
 	ln   net.Listener
 	srv  *fasthttp.Server
+	tls  bool
 }
 
 // New builds a Server for a validated configuration. It does not listen
@@ -79,6 +82,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	if s.dnsMetrics, err = health.NewDNSMetrics(s.metrics.reg); err != nil {
 		return nil, err
 	}
+	s.tlsMetrics = newTLSMetrics(s.metrics.reg, s)
 	s.syncDiscovery(cfg)
 	snap, err := s.buildSnapshot(cfg, nil)
 	if err != nil {
@@ -120,7 +124,7 @@ func (s *Server) Start() error {
 			return fail(fmt.Errorf("listening on %s (%s): %w", l.Address, l.Name, err))
 		}
 		opened = append(opened, ln)
-		s.public = append(s.public, &listener{name: l.Name, ln: ln, srv: s.newPublicServer(cfg)})
+		s.public = append(s.public, &listener{name: l.Name, ln: ln, srv: s.newPublicServer(cfg), tls: l.TLS})
 	}
 	var adminLn net.Listener
 	if cfg.Admin.Address != "off" {
@@ -133,10 +137,16 @@ func (s *Server) Start() error {
 		s.admin = s.newAdminServer()
 		s.adminAddr = ln.Addr()
 	}
+	if cfg.TLS.ACME != nil {
+		s.startACME(cfg)
+	}
 	for _, l := range s.public {
-		wrapped := &sendTimeoutListener{Listener: l.ln, sendTimeout: cfg.Server.SendTimeout.D()}
+		var wrapped net.Listener = &sendTimeoutListener{Listener: l.ln, sendTimeout: cfg.Server.SendTimeout.D()}
+		if l.tls {
+			wrapped = &tlsListener{Listener: wrapped, config: s.baseTLSConfig(), metrics: s.tlsMetrics}
+		}
 		go s.serve(l.name, l.srv, wrapped)
-		s.log.Info("listening", "listener", l.name, "address", l.ln.Addr().String())
+		s.log.Info("listening", "listener", l.name, "address", l.ln.Addr().String(), "tls", l.tls)
 	}
 	if adminLn != nil {
 		go s.serve("admin", s.admin, adminLn)
@@ -152,6 +162,31 @@ func (s *Server) Start() error {
 	}
 	s.started = true
 	return nil
+}
+
+// startACME builds certmagic once the listeners are bound, so that it knows
+// the ports where challenge requests arrive, and starts managing names.
+func (s *Server) startACME(cfg *config.Config) {
+	var httpHost string
+	var httpPort, tlsPort int
+	for _, l := range s.public {
+		addr, ok := l.ln.Addr().(*net.TCPAddr)
+		if !ok {
+			continue
+		}
+		switch {
+		case l.tls && tlsPort == 0:
+			tlsPort = addr.Port
+		case !l.tls && httpPort == 0:
+			httpPort = addr.Port
+			if !addr.IP.IsUnspecified() {
+				httpHost = addr.IP.String()
+			}
+		}
+	}
+	acm := s.newACMEManager(cfg.TLS.ACME, httpHost, httpPort, tlsPort)
+	s.acme.Store(acm)
+	acm.manage(cfg.ManagedNames(), s.log)
 }
 
 func (s *Server) serve(name string, srv *fasthttp.Server, ln net.Listener) {
@@ -259,6 +294,9 @@ func (s *Server) Apply(cfg *config.Config) error {
 	}
 	s.warnRestartOnly(cfg)
 	s.snap.Store(next)
+	if acm := s.acme.Load(); acm != nil {
+		acm.manage(cfg.ManagedNames(), s.log) // new names are obtained, known ones kept
+	}
 	s.accessLog.Store(newLog)
 	oldLog.close()
 	closeUnused(prev, next)
@@ -299,6 +337,14 @@ func (s *Server) warnRestartOnly(cfg *config.Config) {
 	for i := 0; same && i < len(cfg.Listeners); i++ {
 		same = start.Listeners[i].Address == cfg.Listeners[i].Address
 	}
+	for i := 0; same && i < len(cfg.Listeners); i++ {
+		same = start.Listeners[i].TLS == cfg.Listeners[i].TLS
+	}
+	if (start.TLS.ACME == nil) != (cfg.TLS.ACME == nil) ||
+		(start.TLS.ACME != nil && (start.TLS.ACME.CA != cfg.TLS.ACME.CA || start.TLS.ACME.Storage != cfg.TLS.ACME.Storage ||
+			start.TLS.ACME.Email != cfg.TLS.ACME.Email || start.TLS.ACME.OnDemand != cfg.TLS.ACME.OnDemand)) {
+		s.log.Warn("tls.acme account settings changed; they take effect on restart (names are applied now)")
+	}
 	if !same || start.Admin != cfg.Admin ||
 		start.Server.MaxHeaderBytes != cfg.Server.MaxHeaderBytes ||
 		start.Server.ReadHeaderTimeout != cfg.Server.ReadHeaderTimeout ||
@@ -338,6 +384,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.accessLog.Load().close()
 	s.health.Close()
+	if acm := s.acme.Swap(nil); acm != nil {
+		acm.stop()
+	}
 	return errors.Join(errs...)
 }
 

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"crypto/tls"
 	"fmt"
 	"math/rand/v2"
 	"net"
@@ -30,6 +31,11 @@ type snapshot struct {
 	maxURI      int
 	maxBody     int64 // 0: unlimited
 	bodyTimeout time.Duration
+
+	certs      *certificates
+	tlsConfig  *tls.Config // what HTTPS handshakes use (GetConfigForClient)
+	hsts       []byte      // Strict-Transport-Security value; nil: off
+	httpsRoute *route      // tls.redirect_http: every plain request goes here; nil: off
 
 	links map[string]*nodeLink // by linkKey, for the next reload
 }
@@ -147,6 +153,13 @@ func (s *Server) buildSnapshot(cfg *config.Config, prev *snapshot) (*snapshot, e
 		maxBody:     cfg.Server.MaxBodyBytes.Bytes(),
 		bodyTimeout: cfg.Server.BodyTimeout.D(),
 		links:       map[string]*nodeLink{},
+		certs:       newCertificates(cfg.TLS.Certificates),
+		tlsConfig:   s.tlsConfigFor(cfg),
+		hsts:        hstsValue(cfg.TLS.HSTS),
+	}
+	if cfg.TLS.RedirectHTTP {
+		const name = "_redirect_http"
+		snap.httpsRoute = &route{name: name, kind: actionRedirect, redirect: &redirect{kind: redirectHTTPS}, metrics: m.forRoute(name, "", nil)}
 	}
 	var prevLinks map[string]*nodeLink
 	if prev != nil {
@@ -181,7 +194,10 @@ func (s *Server) buildSnapshot(cfg *config.Config, prev *snapshot) (*snapshot, e
 		if up.HealthCheck.Path != "" {
 			check = &up.HealthCheck
 		}
-		states := s.health.Sync(name, health.PoolSpec{Check: check, Passive: up.Passive, SlowStart: up.SlowStart.D()}, specs)
+		states := s.health.Sync(name, health.PoolSpec{
+			Check: check, Passive: up.Passive, SlowStart: up.SlowStart.D(),
+			TLS: upstreamTLSConfig(up.TLS), TLSID: upstreamTLSID(up.TLS),
+		}, specs)
 
 		var primaries, backups []*Node
 		for i, mb := range members {
@@ -274,7 +290,8 @@ func linkKey(pool, address string, up *config.Upstream) string {
 		strconv.FormatInt(int64(up.ResponseHeaderTimeout), 10) + "/" +
 		strconv.FormatInt(int64(up.IdleTimeout), 10) + "/" +
 		strconv.Itoa(up.MaxConnsPerNode) + "/" +
-		strconv.FormatInt(int64(up.ConnWaitTimeout), 10)
+		strconv.FormatInt(int64(up.ConnWaitTimeout), 10) + "/" +
+		upstreamTLSID(up.TLS)
 }
 
 // responseHeaderLimit bounds a node's response header (fasthttp's read
@@ -284,9 +301,11 @@ const responseHeaderLimit = 64 << 10
 func newNodeLink(name, address string, up *config.Upstream) *nodeLink {
 	dialer := &net.Dialer{Timeout: up.ConnectTimeout.D(), KeepAlive: 30 * time.Second}
 	ioTimeout := up.ResponseHeaderTimeout.D()
-	link := &nodeLink{}
+	link := &nodeLink{https: up.TLS != nil}
 	link.client = &fasthttp.HostClient{
-		Addr: address,
+		IsTLS:     up.TLS != nil,
+		TLSConfig: upstreamTLSConfig(up.TLS),
+		Addr:      address,
 		Dial: func(addr string) (net.Conn, error) {
 			c, err := dialer.Dial("tcp", addr)
 			if err != nil {
