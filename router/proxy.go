@@ -194,7 +194,14 @@ func (s *Server) proxy(ctx *fasthttp.RequestCtx, snap *snapshot, r *route, sc *s
 			}
 		}
 		t0 := time.Now()
+		// In flight from the pick on, so that a drain's wait cannot see
+		// the node idle while a request is on its way to it. A streamed
+		// body keeps the count until it has been passed on (transport).
+		n.link.inflight.Add(1)
 		err = n.link.client.Do(req, &ctx.Response)
+		if err != nil || !ctx.Response.IsBodyStream() {
+			n.link.inflight.Add(-1)
+		}
 		out.upstream = time.Since(t0)
 		nm := p.metrics[n.index]
 		if err == nil {

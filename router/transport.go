@@ -31,9 +31,10 @@ const smallBody = 64 << 10
 //
 // It is safe for concurrent use.
 //
-// It also keeps the node's in-flight count: a request counts from the
-// moment it is sent until its response body has been passed on in full,
-// so draining a node waits for long downloads too.
+// It also carries the node's in-flight count: the proxy counts a request
+// from the moment it picks the node, and when the response body is left
+// to stream, the count is released only when the body has been passed on
+// in full, so draining a node waits for long downloads too.
 type transport struct {
 	link *nodeLink
 	node string // for errors
@@ -41,14 +42,10 @@ type transport struct {
 
 // RoundTrip implements fasthttp.RoundTripper.
 func (t *transport) RoundTrip(hc *fasthttp.HostClient, req *fasthttp.Request, resp *fasthttp.Response) (retry bool, err error) {
-	t.link.inflight.Add(1)
 	// Method expressions let roundTrip hold fasthttp's unexported
 	// connection type without naming it, and cost nothing per call.
-	streaming, err := roundTrip(t, hc, req, resp,
+	_, err = roundTrip(t, hc, req, resp,
 		(*fasthttp.HostClient).AcquireConn, (*fasthttp.HostClient).ReleaseConn, (*fasthttp.HostClient).CloseConn)
-	if !streaming {
-		t.link.inflight.Add(-1)
-	}
 	return false, err
 }
 

@@ -128,6 +128,10 @@ func TestStreamedBodiesKeepUpstreamConnectionsAlive(t *testing.T) {
 	if n := link.client.ConnsCount(); n != 1 {
 		t.Fatalf("20 sequential streamed downloads used %d upstream connections, want 1 (kept alive)", n)
 	}
+	// Every streamed body released its in-flight count when it was done.
+	if in := link.inflight.Load(); in != 0 {
+		t.Fatalf("node has %d requests in flight after all downloads finished, want 0", in)
+	}
 }
 
 func TestNodeConnectionCloseDoesNotCloseTheClient(t *testing.T) {
