@@ -8,7 +8,7 @@ LDFLAGS  := -s -w -X main.version=$(VERSION)
 all: build
 
 help:
-	@echo "make build       build bin/edge"
+	@echo "make build       build bin/edge and bin/edge-deploy"
 	@echo "make test        go vet, then go test -race over every package (what CI runs)"
 	@echo "make demo        start three demo nodes and edge with examples/edge.yaml (Ctrl-C stops)"
 	@echo "make bench       Go benchmarks (-benchmem), then the load harness against refproxy"
@@ -18,6 +18,7 @@ help:
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/edge ./cmd/edge
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/edge-deploy ./cmd/edge-deploy
 
 test:
 	$(GO) vet ./...
@@ -41,7 +42,7 @@ lint:
 
 FUZZTIME ?= 30s
 fuzz:
-	@for pkg in ./config ./router; do \
+	@for pkg in ./config ./router ./deploy; do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "== $$pkg $$f"; $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
 	  done; \
