@@ -31,18 +31,11 @@ func (n *Node) Activate(ctx context.Context, id string, o Options) (err error) {
 	if err := checkReleaseID(id); err != nil {
 		return err
 	}
-	l, err := n.acquireLock("activate " + id)
+	l, st, err := n.beginOperation("activate "+id, o)
 	if err != nil {
 		return err
 	}
 	defer l.release()
-	if _, err := n.recoverLocked(o); err != nil {
-		return err
-	}
-	st, err := n.loadState()
-	if err != nil {
-		return err
-	}
 	if err := n.checkActivatable(st, id); err != nil {
 		return err
 	}

@@ -143,3 +143,24 @@ func writeFileAtomicNoSync(path, tmpDir string, data []byte) error {
 	}
 	return nil
 }
+
+// beginOperation starts a changing operation: it takes the node's lock
+// (naming the command for anyone who finds it busy), recovers what an
+// interrupted operation left behind, and loads the state. The caller must
+// release the lock.
+func (n *Node) beginOperation(command string, o Options) (*nodeLock, *stateDoc, error) {
+	l, err := n.acquireLock(command)
+	if err != nil {
+		return nil, nil, err
+	}
+	if _, err := n.recoverLocked(o); err != nil {
+		l.release()
+		return nil, nil, err
+	}
+	st, err := n.loadState()
+	if err != nil {
+		l.release()
+		return nil, nil, err
+	}
+	return l, st, nil
+}

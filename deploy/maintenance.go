@@ -31,18 +31,11 @@ func (n *Node) Rollback(ctx context.Context, to string, o Options) (from, target
 			return "", "", err
 		}
 	}
-	l, err := n.acquireLock("rollback " + to)
+	l, st, err := n.beginOperation("rollback "+to, o)
 	if err != nil {
 		return "", "", err
 	}
 	defer l.release()
-	if _, err := n.recoverLocked(o); err != nil {
-		return "", "", err
-	}
-	st, err := n.loadState()
-	if err != nil {
-		return "", "", err
-	}
 	ci, err := n.readCurrent()
 	if err != nil {
 		return "", "", err
@@ -102,18 +95,11 @@ func (n *Node) Cleanup(ctx context.Context, keep int, o Options) (removed []stri
 	if keep <= 0 {
 		keep = n.cfg.Keep
 	}
-	l, err := n.acquireLock(fmt.Sprintf("cleanup --keep %d", keep))
+	l, st, err := n.beginOperation(fmt.Sprintf("cleanup --keep %d", keep), o)
 	if err != nil {
 		return nil, err
 	}
 	defer l.release()
-	if _, err := n.recoverLocked(o); err != nil {
-		return nil, err
-	}
-	st, err := n.loadState()
-	if err != nil {
-		return nil, err
-	}
 	ci, err := n.readCurrent()
 	if err != nil {
 		return nil, err

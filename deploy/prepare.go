@@ -119,18 +119,11 @@ func (n *Node) Prepare(ctx context.Context, id string, src Source, o Options) (e
 	if err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidSource, err)
 	}
-	l, err := n.acquireLock("prepare " + id)
+	l, st, err := n.beginOperation("prepare "+id, o)
 	if err != nil {
 		return err
 	}
 	defer l.release()
-	if _, err := n.recoverLocked(o); err != nil {
-		return err
-	}
-	st, err := n.loadState()
-	if err != nil {
-		return err
-	}
 	if n.releaseExists(id) {
 		return n.preparedAlready(o, st, id, src, kind)
 	}
