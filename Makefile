@@ -3,7 +3,7 @@ GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build test demo bench bench-go bench-load bench-failover lint fuzz help clean
+.PHONY: all build test demo bench bench-go bench-load bench-failover bench-tls lint fuzz help clean
 
 all: build
 
@@ -13,6 +13,7 @@ help:
 	@echo "make demo        start three demo nodes and edge with examples/edge.yaml (Ctrl-C stops)"
 	@echo "make bench       Go benchmarks (-benchmem), then the load harness against refproxy"
 	@echo "make bench-failover  kill and restart one origin under load; detect/recover times (DUR, KILL_AT, RESTORE_AT, RATE)"
+	@echo "make bench-tls   TLS termination vs HAProxy/nginx: keep-alive and full handshakes (DUR, CONNS, RUNS, ROWS, OUT)"
 	@echo "make lint        gofmt check and go vet (and staticcheck when installed)"
 	@echo "make fuzz        run each fuzz target for FUZZTIME (default 30s)"
 
@@ -53,3 +54,6 @@ clean:
 
 bench-failover:
 	bash bench/failover.sh
+
+bench-tls:
+	bash bench/tls.sh
