@@ -522,7 +522,7 @@ func (x *nodeIndex) line(path string) int {
 }
 
 var (
-	typeErrRE  = regexp.MustCompile("(?s)^line (\\d+): (.*)$")
+	typeErrRE  = regexp.MustCompile(`(?s)^line (\d+): (.*)$`)
 	unknownRE  = regexp.MustCompile(`^field (.+) not found in type (\S+)$`)
 	dupKeyRE   = regexp.MustCompile(`^mapping key "(.*)" already defined at line (\d+)$`)
 	dupFieldRE = regexp.MustCompile(`^field (.+) already set in type (\S+)$`)

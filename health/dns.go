@@ -48,10 +48,10 @@ const (
 	dnsLookupParallel = 8
 )
 
-// DNSErrNoRecords is wrapped by the errors of a resolution that found no
+// ErrNoDNSRecords is wrapped by the errors of a resolution that found no
 // usable records (NXDOMAIN, an empty answer, or SRV targets without
 // addresses). DiscoverLoop counts it as an "empty" resolution.
-var DNSErrNoRecords = errors.New("no records")
+var ErrNoDNSRecords = errors.New("no records")
 
 // Endpoint is one discovered node.
 type Endpoint struct {
@@ -185,7 +185,7 @@ func (r *DNSResolver) String() string {
 
 // Resolve queries the server and returns the endpoints sorted by Address and
 // the minimum TTL of the records used. An answer without usable records is
-// an error wrapping DNSErrNoRecords.
+// an error wrapping ErrNoDNSRecords.
 func (r *DNSResolver) Resolve(ctx context.Context) ([]Endpoint, time.Duration, error) {
 	eps, ttl, err := r.resolve(ctx)
 	if err != nil {
@@ -213,13 +213,13 @@ func (r *DNSResolver) resolve(ctx context.Context) ([]Endpoint, time.Duration, e
 		}
 	}
 	if len(eps) == 0 {
-		return nil, 0, DNSErrNoRecords
+		return nil, 0, ErrNoDNSRecords
 	}
 	return dnsNormalize(eps), minTTL.get(), nil
 }
 
 // exchange sends one query over UDP, and again over TCP when the UDP answer
-// is truncated, and checks the response code. NXDOMAIN wraps DNSErrNoRecords.
+// is truncated, and checks the response code. NXDOMAIN wraps ErrNoDNSRecords.
 func (r *DNSResolver) exchange(ctx context.Context, fqdn string, qtype uint16) (*dns.Msg, error) {
 	m := new(dns.Msg)
 	m.SetQuestion(fqdn, qtype)
@@ -239,7 +239,7 @@ func (r *DNSResolver) exchange(ctx context.Context, fqdn string, qtype uint16) (
 	case dns.RcodeSuccess:
 		return resp, nil
 	case dns.RcodeNameError:
-		return nil, fmt.Errorf("%w (NXDOMAIN)", DNSErrNoRecords)
+		return nil, fmt.Errorf("%w (NXDOMAIN)", ErrNoDNSRecords)
 	default:
 		rc, ok := dns.RcodeToString[resp.Rcode]
 		if !ok {
@@ -385,7 +385,7 @@ func (r *DNSResolver) lookupTarget(ctx context.Context, fqdn string, ttl *dnsTTL
 	var errs []error
 	for i := range res {
 		if res[i].err != nil {
-			if !errors.Is(res[i].err, DNSErrNoRecords) {
+			if !errors.Is(res[i].err, ErrNoDNSRecords) {
 				errs = append(errs, res[i].err)
 			}
 			continue
@@ -657,9 +657,9 @@ func DiscoverLoop(ctx context.Context, pool string, r Resolver, minTTL, maxTTL t
 		} else {
 			result := DNSResultFailure
 			if err == nil {
-				err = DNSErrNoRecords
+				err = ErrNoDNSRecords
 			}
-			if errors.Is(err, DNSErrNoRecords) {
+			if errors.Is(err, ErrNoDNSRecords) {
 				result = DNSResultEmpty
 			}
 			m.count(pool, result)

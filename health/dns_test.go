@@ -453,8 +453,8 @@ func TestDNSResolverErrors(t *testing.T) {
 			if !strings.HasPrefix(msg, prefix) || !strings.Contains(msg, tc.contains) {
 				t.Errorf("error %q, want prefix %q and %q in it", msg, prefix, tc.contains)
 			}
-			if got := errors.Is(err, DNSErrNoRecords); got != tc.noRecords {
-				t.Errorf("errors.Is(err, DNSErrNoRecords) = %v, want %v (%v)", got, tc.noRecords, err)
+			if got := errors.Is(err, ErrNoDNSRecords); got != tc.noRecords {
+				t.Errorf("errors.Is(err, ErrNoDNSRecords) = %v, want %v (%v)", got, tc.noRecords, err)
 			}
 		})
 	}
@@ -465,7 +465,7 @@ func TestDNSResolverErrors(t *testing.T) {
 		s.stop()
 		start := time.Now()
 		_, _, err := r.Resolve(context.Background())
-		if err == nil || errors.Is(err, DNSErrNoRecords) {
+		if err == nil || errors.Is(err, ErrNoDNSRecords) {
 			t.Fatalf("Resolve with the server stopped: err = %v, want a failure", err)
 		}
 		if d := time.Since(start); d > 3*time.Second {
@@ -835,7 +835,7 @@ func TestDiscoverLoopEmptyAndFailuresBeforeFirstAnswer(t *testing.T) {
 		case 2:
 			return nil, 0, nil // empty without an error
 		case 3:
-			return nil, 0, fmt.Errorf("resolving x: %w", DNSErrNoRecords)
+			return nil, 0, fmt.Errorf("resolving x: %w", ErrNoDNSRecords)
 		}
 		return []Endpoint{{Address: "10.0.0.1:80", Weight: 1}}, time.Hour, nil
 	}}

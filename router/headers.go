@@ -31,7 +31,6 @@ var hopHeaders = [][]byte{
 }
 
 var (
-	hdrConnection      = []byte("Connection")
 	hdrXForwardedFor   = []byte("X-Forwarded-For")
 	hdrXForwardedProto = []byte("X-Forwarded-Proto")
 	hdrXForwardedHost  = []byte("X-Forwarded-Host")
@@ -278,10 +277,6 @@ func sortedPairs(m map[string]string) [][2][]byte {
 	}
 	slices.SortFunc(out, func(a, b [2][]byte) int { return bytes.Compare(a[0], b[0]) })
 	return out
-}
-
-func (r *headerRules) empty() bool {
-	return len(r.remove) == 0 && len(r.set) == 0 && len(r.add) == 0
 }
 
 // headerEditor is what request and response headers share for editing.
