@@ -38,6 +38,9 @@
 set -euo pipefail
 { # One brace group: bash parses the whole script before running it, so editing
   # this file during a run cannot break that run.
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+LOG_TAG=failover
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -62,9 +65,6 @@ SHARE_MS=5000   # share windows before the kill and after the recovery
 
 O1=127.0.0.1:19101; O2=127.0.0.1:19102; O3=127.0.0.1:19103
 L_EDGE=127.0.0.1:18091; EDGE_ADMIN=127.0.0.1:19911
-
-log() { printf '[failover %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
 
 # "1s", "500ms", "1.5s", "2m", "0" → milliseconds; fails on anything else
 dur_ms() {
@@ -94,8 +94,7 @@ SLOW_START_MS=$(dur_ms "$SLOW_START") || die "SLOW_START must be a duration such
 TIMEOUT_MS=$(( INTERVAL_MS < 1000 ? INTERVAL_MS : 1000 ))
 DETECT_BOUND_MS=$(( (FALL + 1) * INTERVAL_MS ))
 RECOVER_BOUND_MS=$(( (RISE + 1) * INTERVAL_MS ))
-command -v go >/dev/null || die "go is required"
-command -v curl >/dev/null || die "curl is required"
+require go curl
 [ -d "$SHARED/backend" ] || die "$SHARED/backend not found (shared/ must be beside the repo)"
 if [ $(( (RESTORE_AT - KILL_AT) * 1000 )) -le "$DETECT_BOUND_MS" ]; then
   log "warning: RESTORE_AT - KILL_AT = $((RESTORE_AT - KILL_AT)) s is not more than the detect bound ($((DETECT_BOUND_MS / 1000)) s); o2 may come back before it is marked down"
@@ -105,64 +104,8 @@ if [ $(( (DUR - RESTORE_AT) * 1000 )) -lt $(( RECOVER_BOUND_MS + SHARE_MS )) ]; 
 fi
 
 # ---------------------------------------------------------------- processes
-PIDS=()   # every long-running process started here
-RUNDIR=$(mktemp -d "${TMPDIR:-/tmp}/edge-failover.XXXXXX")
+track_processes edge-failover   # RUNDIR; every process started here is stopped on exit
 
-alive() {  # running and not a zombie
-  local st
-  st=$(awk '{sub(/^.*\) /, ""); print $1}' "/proc/$1/stat" 2>/dev/null) || return 1
-  [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
-}
-descendants() {  # all descendant PIDs of $1
-  ps -e -o pid=,ppid= | awk -v r="$1" '{ pp[$1] = $2 } END {
-    s[r] = 1; ch = 1
-    while (ch) { ch = 0; for (k in pp) if (!(k in s) && (pp[k] in s)) { s[k] = 1; ch = 1 } }
-    for (k in s) if (k != r) print k }'
-}
-stop_pid() {  # TERM, up to 5 s, then KILL; leftover descendants are killed by PID too
-  local pid=$1 kids k
-  if ! alive "$pid"; then wait "$pid" 2>/dev/null || true; return 0; fi
-  kids=$(descendants "$pid")
-  kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 50); do alive "$pid" || break; sleep 0.1; done
-  if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
-  for k in $kids; do if alive "$k"; then kill -KILL "$k" 2>/dev/null || true; fi; done
-  wait "$pid" 2>/dev/null || true
-}
-forget_pid() {
-  local p keep=()
-  for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-  PIDS=("${keep[@]}")
-}
-# shellcheck disable=SC2317  # invoked by the EXIT trap
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do stop_pid "$p"; done
-  PIDS=()
-  rm -rf "$RUNDIR"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-start_bg() {  # name cmd... — the command must exec the real program (taskset does), so
-              # that $! is the PID we kill; sets SPID
-  local name=$1; shift
-  "$@" >>"$RUNDIR/$name.log" 2>&1 &
-  SPID=$!
-  PIDS+=("$SPID")
-}
-port_open() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
-wait_port() {  # host:port pid — until it accepts connections (10 s), while pid lives;
-               # polled every ~10 ms, so that the restart time of o2 is precise
-  local deadline=$(( $(now_ms) + 10000 ))
-  while [ "$(now_ms)" -lt "$deadline" ]; do
-    port_open "$1" && return 0
-    alive "$2" || return 1
-    sleep 0.01
-  done
-  return 1
-}
-now_ms() { local t=${EPOCHREALTIME/[.,]/}; echo $(( 10#$t / 1000 )); }
 sleep_until() {  # epoch ms
   local d
   d=$(( $1 - $(now_ms) ))
@@ -180,29 +123,10 @@ log "building origin, bench/load and the monitor (bench/failover)"
 go build -C "$SHARED/backend" -o "$BIN/origin" .
 go build -o "$BIN/load" ./bench/load
 go build -o "$BIN/monitor" ./bench/failover
-if [ -n "$EDGE_BIN" ]; then
-  [ -x "$EDGE_BIN" ] || die "EDGE_BIN=$EDGE_BIN is not executable"
-else
-  EDGE_BIN=$ROOT/bin/edge
-  # `make build` when there is such a target and we are not already inside make
-  # (a Makefile target that runs this script must not recurse into make again).
-  if [ -z "${MAKELEVEL:-}" ] && [ -f Makefile ] && grep -q '^build:' Makefile; then
-    log "building bin/edge (make build)"
-    make --no-print-directory build >&2 || die "make build failed"
-  else
-    log "building bin/edge (go build)"
-    go build -o bin/edge ./cmd/edge || die "go build ./cmd/edge failed"
-  fi
-  [ -x "$EDGE_BIN" ] || die "bin/edge was not built"
-fi
+build_edge ""   # no hint: there is no run without edge
 
 # ---------------------------------------------------------------- layout
-LOAD_PIN=(); SUT_PIN=(); LAYOUT="no pinning"
-if [ "$PIN" != off ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
-  LOAD_PIN=(taskset -c 0); SUT_PIN=(taskset -c 1)
-  LAYOUT="load generator + monitor on CPU0; edge + origins on CPU1"
-fi
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+pin_layout "$PIN" "load generator + monitor on CPU0; edge + origins on CPU1"
 
 PASSIVE_YAML=""
 [ -n "$PASSIVE" ] && PASSIVE_YAML="    passive: {consecutive_failures: $PASSIVE}"
@@ -230,12 +154,11 @@ routes:
 EOF
 
 # ---------------------------------------------------------------- setup
-for a in $O1 $O2 $O3 $L_EDGE $EDGE_ADMIN; do
-  if port_open "$a"; then die "$a is already in use (a leftover run?)"; fi
-done
-start_origin() {  # n address — sets SPID
-  start_bg "origin$1" "${SUT_PIN[@]}" "$BIN/origin" -addr "$2" -name "o$1"
-  wait_port "$2" "$SPID" || { show_log "origin$1"; die "origin o$1 on $2 did not start"; }
+need_free_ports "$O1" "$O2" "$O3" "$L_EDGE" "$EDGE_ADMIN"
+# Ports are polled every 10 ms (wait_port ... 0.01), so that the restart time of o2 is precise.
+start_origin() {  # n address — sets SPID; appends to the log (o2's keeps its first life)
+  start_bg -a "origin$1" "${SUT_PIN[@]}" "$BIN/origin" -addr "$2" -name "o$1"
+  wait_port "$2" "$SPID" 0.01 || { show_log "origin$1"; die "origin o$1 on $2 did not start"; }
 }
 start_origin 1 "$O1"
 start_origin 2 "$O2"; O2_PID=$SPID
@@ -244,7 +167,7 @@ start_origin 3 "$O3"
 EDGE_START_MS=$(now_ms)
 start_bg edge "${SUT_PIN[@]}" "$EDGE_BIN" run -config "$RUNDIR/edge.yaml"
 EDGE_PID=$SPID
-if ! wait_port "$L_EDGE" "$EDGE_PID" || ! wait_port "$EDGE_ADMIN" "$EDGE_PID"; then
+if ! wait_port "$L_EDGE" "$EDGE_PID" 0.01 || ! wait_port "$EDGE_ADMIN" "$EDGE_PID" 0.01; then
   show_log edge; die "edge did not start (config: $(tr '\n' ' ' <"$RUNDIR/edge.yaml"))"
 fi
 got=""

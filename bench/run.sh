@@ -30,6 +30,9 @@
 set -euo pipefail
 { # One brace group: bash parses the whole script before running it, so editing
   # this file during a run cannot break that run.
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+LOG_TAG=bench
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -52,115 +55,18 @@ WANT_SIZE=1024
 O1=127.0.0.1:19001; O2=127.0.0.1:19002; O3=127.0.0.1:19003; DIRECT=127.0.0.1:19000
 L_REF=127.0.0.1:18089; L_EDGE=127.0.0.1:18090; EDGE_ADMIN=127.0.0.1:19901
 
-log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
 for r in $ROWS; do
   case $r in direct|refproxy|edge) ;; *) die "unknown row '$r' (want direct, refproxy, edge)" ;; esac
 done
 [[ $RUNS =~ ^[1-9][0-9]*$ ]] || die "RUNS must be a positive integer"
 [[ $DUR =~ ^[1-9][0-9]*$ && $WARM =~ ^[0-9]+$ && $CONNS =~ ^[1-9][0-9]*$ && $RATE =~ ^[0-9]+$ ]] ||
   die "DUR and CONNS must be positive integers, WARM and RATE non-negative ones"
-command -v go >/dev/null || die "go is required"
-command -v curl >/dev/null || die "curl is required"
+require go curl
 [[ -d $SHARED/backend && -d $SHARED/refproxy ]] ||
   die "$SHARED/{backend,refproxy} not found (shared/ must be beside the repo)"
 
 # ---------------------------------------------------------------- processes
-PIDS=()   # every long-running process started here
-RUNDIR=$(mktemp -d "${TMPDIR:-/tmp}/edge-bench.XXXXXX")
-
-alive() {  # running and not a zombie
-  local st
-  st=$(awk '{sub(/^.*\) /, ""); print $1}' "/proc/$1/stat" 2>/dev/null) || return 1
-  [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
-}
-descendants() {  # all descendant PIDs of $1
-  ps -e -o pid=,ppid= | awk -v r="$1" '{ pp[$1] = $2 } END {
-    s[r] = 1; ch = 1
-    while (ch) { ch = 0; for (k in pp) if (!(k in s) && (pp[k] in s)) { s[k] = 1; ch = 1 } }
-    for (k in s) if (k != r) print k }'
-}
-stop_pid() {  # TERM, up to 5 s, then KILL; leftover descendants are killed by PID too
-  local pid=$1 kids k i
-  if ! alive "$pid"; then wait "$pid" 2>/dev/null || true; return 0; fi
-  kids=$(descendants "$pid")
-  kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 50); do alive "$pid" || break; sleep 0.1; done
-  if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
-  for k in $kids; do if alive "$k"; then kill -KILL "$k" 2>/dev/null || true; fi; done
-  wait "$pid" 2>/dev/null || true
-}
-forget_pid() {
-  local p keep=()
-  for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-  PIDS=("${keep[@]}")
-}
-# shellcheck disable=SC2317  # invoked by the EXIT trap
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do stop_pid "$p"; done
-  PIDS=()
-  rm -rf "$RUNDIR"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-start_bg() {  # name cmd... — the command must exec the real program (taskset does), so
-              # that $! is the PID we measure; sets SPID
-  local name=$1; shift
-  "$@" >"$RUNDIR/$name.log" 2>&1 &
-  SPID=$!
-  PIDS+=("$SPID")
-}
-port_open() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
-wait_port() {  # host:port pid — until it accepts connections (10 s), while pid lives
-  local i
-  for i in $(seq 100); do
-    port_open "$1" && return 0
-    alive "$2" || return 1
-    sleep 0.1
-  done
-  return 1
-}
-
-# ---------------------------------------------------------------- measurement helpers
-HZ=$(getconf CLK_TCK)
-tree_ticks() {  # utime+stime+cutime+cstime of $1 and its live descendants, in clock ticks
-  local t=0 p v
-  for p in "$1" $(descendants "$1"); do
-    v=$(awk '{sub(/^.*\) /, ""); print $12 + $13 + $14 + $15}' "/proc/$p/stat" 2>/dev/null) || continue
-    t=$((t + ${v:-0}))
-  done
-  echo "$t"
-}
-peak_rss_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null || echo 0; }
-cpu_snapshot() {  # "busy total" per CPU from /proc/stat
-  awk '/^cpu[0-9]+ / { t = $2+$3+$4+$5+$6+$7+$8+$9; printf "%d %d ", t - $5 - $6, t } END { print "" }' /proc/stat
-}
-busy_between() {  # per-CPU busy % between two snapshots, "a/b"; with "all": the machine's
-  awk -v a="$1" -v b="$2" -v all="${3:-}" 'BEGIN { n = split(a, x, " "); split(b, y, " "); out = ""; db = 0; dt = 0
-    for (i = 1; i < n; i += 2) { d = y[i] - x[i]; t = y[i+1] - x[i+1]; db += d; dt += t
-      out = out (out == "" ? "" : "/") sprintf("%d", (t > 0 ? 100 * d / t : 0)) }
-    if (all != "") printf "%d\n", (dt > 0 ? 100 * db / dt : 0); else print out }'
-}
-wait_quiet() {  # until the machine is < QUIET_MAX % busy (at most QUIET_WAIT s); prints last busy %
-  local i a b pct=100
-  for i in $(seq "$QUIET_WAIT"); do
-    a=$(cpu_snapshot); sleep 1; b=$(cpu_snapshot)
-    pct=$(busy_between "$a" "$b" all)
-    [ "$pct" -le "$QUIET_MAX" ] && break
-  done
-  echo "$pct"
-}
-origin_stats() {  # "requests newconns" of one origin (its /__stats is not counted)
-  curl -s --max-time 2 "http://$1/__stats" || echo "0 0"
-}
-origins_snapshot() {  # "r1 c1 r2 c2 r3 c3"
-  local a out=""
-  for a in $O1 $O2 $O3; do out="$out $(origin_stats "$a")"; done
-  printf '%s\n' "${out# }"
-}
+track_processes edge-bench   # RUNDIR; every process started here is stopped on exit
 
 # ---------------------------------------------------------------- build
 BIN=$RUNDIR/bin
@@ -170,21 +76,7 @@ go build -C "$SHARED/backend" -o "$BIN/origin" .
 go build -C "$SHARED/refproxy" -o "$BIN/refproxy" .
 go build -o "$BIN/load" ./bench/load
 if [[ " $ROWS " == *" edge "* ]]; then
-  if [ -n "$EDGE_BIN" ]; then
-    [ -x "$EDGE_BIN" ] || die "EDGE_BIN=$EDGE_BIN is not executable"
-  else
-    EDGE_BIN=$ROOT/bin/edge
-    # `make build` when there is such a target and we are not already inside make
-    # (a Makefile target that runs this script must not recurse into make again).
-    if [ -z "${MAKELEVEL:-}" ] && [ -f Makefile ] && grep -q '^build:' Makefile; then
-      log "building bin/edge (make build)"
-      make --no-print-directory build >&2 || die "make build failed (run with ROWS=\"direct refproxy\" to skip edge)"
-    else
-      log "building bin/edge (go build)"
-      go build -o bin/edge ./cmd/edge || die "go build ./cmd/edge failed (run with ROWS=\"direct refproxy\" to skip edge)"
-    fi
-    [ -x "$EDGE_BIN" ] || die "bin/edge was not built"
-  fi
+  build_edge '(run with ROWS="direct refproxy" to skip edge)'
 fi
 
 case $LOADGEN in
@@ -194,24 +86,10 @@ case $LOADGEN in
   load) ;;
   *) die "LOADGEN must be auto, wrk or load" ;;
 esac
-# wrk reporter: the same one-line format as bench/load (wrk counts status ≥ 400 as non2xx)
-cat >"$RUNDIR/report.lua" <<'EOF'
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("requests=%d errors=%d non2xx=%d rps=%.0f p50_us=%.0f p99_us=%.0f p999_us=%.0f\n",
-    summary.requests, e.connect + e.read + e.write + e.timeout, e.status,
-    summary.requests / (summary.duration / 1e6),
-    latency:percentile(50), latency:percentile(99), latency:percentile(99.9)))
-end
-EOF
+write_wrk_reporter "$RUNDIR/report.lua"   # for wrk: the same one-line result as bench/load
 
 # ---------------------------------------------------------------- layout
-LOAD_PIN=(); SUT_PIN=(); LAYOUT="no pinning"
-if [ "$PIN" != off ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
-  LOAD_PIN=(taskset -c 0); SUT_PIN=(taskset -c 1)
-  LAYOUT="load generator on CPU0; proxy + origins on CPU1 (MODE=sut)"
-fi
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+pin_layout "$PIN" "load generator on CPU0; proxy + origins on CPU1 (MODE=sut)"
 
 run_load() {  # secs url outfile — one result line (requests=... ) lands in outfile
   local rc=0
@@ -259,8 +137,8 @@ start_row() {  # row — starts the process under test; sets SPID and TADDR
 }
 
 probe() {  # url — "200 1024" within 3 s, else prints what it got and fails
-  local got="" i
-  for i in $(seq 30); do
+  local got=""
+  for _ in $(seq 30); do
     got=$(curl -s -o /dev/null --max-time 2 -w '%{http_code} %{size_download}' "$1" || true)
     [ "$got" = "200 $WANT_SIZE" ] && return 0
     sleep 0.1
@@ -270,15 +148,8 @@ probe() {  # url — "200 1024" within 3 s, else prints what it got and fails
 }
 
 # ---------------------------------------------------------------- main
-for a in $DIRECT $O1 $O2 $O3 $L_REF $L_EDGE $EDGE_ADMIN; do
-  if port_open "$a"; then die "$a is already in use (a leftover run?)"; fi
-done
-i=0
-for a in $O1 $O2 $O3; do
-  i=$((i + 1))
-  start_bg "origin$i" "${SUT_PIN[@]}" "$BIN/origin" -addr "$a" -name "o$i"
-  wait_port "$a" "$SPID" || { cat "$RUNDIR/origin$i.log" >&2; die "origin $a did not start"; }
-done
+need_free_ports "$DIRECT" "$O1" "$O2" "$O3" "$L_REF" "$L_EDGE" "$EDGE_ADMIN"
+start_origins "$O1" "$O2" "$O3"
 
 STAMP=$(date +%Y%m%d-%H%M%S)
 CSV=$OUT/run-$STAMP.csv
@@ -311,7 +182,7 @@ for run in $(seq "$RUNS"); do
       run_load "$WARM" "$url" "$RUNDIR/warm.out" || true
     fi
     busy_before=$(wait_quiet)
-    o0=$(origins_snapshot)
+    o0=$(origins_snapshot "$O1" "$O2" "$O3")
     c0=$(cpu_snapshot); k0=$(tree_ticks "$pid")
     log "$row: measuring ${DUR}s (machine ${busy_before}% busy before)"
     if ! run_load "$DUR" "$url" "$RUNDIR/load.out"; then
@@ -321,7 +192,7 @@ for run in $(seq "$RUNS"); do
       continue
     fi
     k1=$(tree_ticks "$pid"); c1=$(cpu_snapshot)
-    o1=$(origins_snapshot)
+    o1=$(origins_snapshot "$O1" "$O2" "$O3")
     rss=$(peak_rss_kib "$pid")
     alive "$pid" || { status="exited during the run"; FAILED=1; }
     stop_pid "$pid"; forget_pid "$pid"
@@ -329,8 +200,8 @@ for run in $(seq "$RUNS"); do
     f=$RUNDIR/load.out
     req=$(field "$f" requests); errs=$(field "$f" errors); non2xx=$(field "$f" non2xx)
     rps=$(field "$f" rps); p50=$(field "$f" p50_us); p99=$(field "$f" p99_us); p999=$(field "$f" p999_us)
-    cpu=$(awk -v d=$((k1 - k0)) -v hz="$HZ" -v n="$req" 'BEGIN { printf "%.1f", (n > 0 ? d / hz * 1e6 / n : 0) }')
-    rss_mib=$(awk -v k="$rss" 'BEGIN { printf "%.1f", k / 1024 }')
+    cpu=$(us_per_req $((k1 - k0)) "$req")
+    rss_mib=$(kib_to_mib "$rss")
     busy=$(busy_between "$c0" "$c1")
     # requests per origin and new upstream connections during the window (keep-alive check;
     # minus the 3 connections of our own /__stats requests)

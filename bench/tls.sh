@@ -56,6 +56,9 @@
 set -euo pipefail
 { # One brace group: bash parses the whole script before running it, so editing
   # this file during a run cannot break that run.
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+LOG_TAG=tls
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
@@ -80,9 +83,6 @@ NAME=bench.test
 O1=127.0.0.1:19201; O2=127.0.0.1:19202; O3=127.0.0.1:19203
 L_HAPROXY=127.0.0.1:18441; L_NGINX=127.0.0.1:18442; L_EDGE=127.0.0.1:18443
 
-log() { printf '[tls %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
 for r in $ROWS; do
   case $r in haproxy|nginx|edge) ;; *) die "unknown row '$r' (want haproxy, nginx, edge)" ;; esac
 done
@@ -91,8 +91,7 @@ for s in $SCENARIOS; do
 done
 [[ $RUNS =~ ^[1-9][0-9]*$ && $DUR =~ ^[1-9][0-9]*$ && $CONNS =~ ^[1-9][0-9]*$ && $WARM =~ ^[0-9]+$ ]] ||
   die "RUNS, DUR and CONNS must be positive integers, WARM a non-negative one"
-command -v go >/dev/null || die "go is required"
-command -v curl >/dev/null || die "curl is required"
+require go curl
 [ -d "$SHARED/backend" ] || die "$SHARED/backend not found (shared/ must be beside the repo)"
 
 # Optional: install missing peers (never by default).
@@ -111,52 +110,8 @@ if [ "$INSTALL" = 1 ]; then
 fi
 
 # ---------------------------------------------------------------- processes
-PIDS=()   # every process started here that outlives one command
-RUNDIR=$(mktemp -d "${TMPDIR:-/tmp}/edge-tls-bench.XXXXXX")
+track_processes edge-tls-bench   # RUNDIR; every process started here is stopped on exit
 
-alive() {  # running and not a zombie
-  local st
-  st=$(awk '{sub(/^.*\) /, ""); print $1}' "/proc/$1/stat" 2>/dev/null) || return 1
-  [ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
-}
-descendants() {  # all descendant PIDs of $1
-  ps -e -o pid=,ppid= | awk -v r="$1" '{ pp[$1] = $2 } END {
-    s[r] = 1; ch = 1
-    while (ch) { ch = 0; for (k in pp) if (!(k in s) && (pp[k] in s)) { s[k] = 1; ch = 1 } }
-    for (k in s) if (k != r) print k }'
-}
-stop_pid() {  # TERM, up to 5 s, then KILL; leftover descendants are killed by PID too
-  local pid=$1 kids k i
-  if ! alive "$pid"; then wait "$pid" 2>/dev/null || true; return 0; fi
-  kids=$(descendants "$pid")
-  kill -TERM "$pid" 2>/dev/null || true
-  for i in $(seq 50); do alive "$pid" || break; sleep 0.1; done
-  if alive "$pid"; then kill -KILL "$pid" 2>/dev/null || true; fi
-  for k in $kids; do if alive "$k"; then kill -KILL "$k" 2>/dev/null || true; fi; done
-  wait "$pid" 2>/dev/null || true
-}
-forget_pid() {
-  local p keep=()
-  for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-  PIDS=("${keep[@]}")
-}
-# shellcheck disable=SC2317  # invoked by the EXIT trap
-cleanup() {
-  local p
-  for p in "${PIDS[@]}"; do stop_pid "$p"; done
-  PIDS=()
-  rm -rf "$RUNDIR"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-start_bg() {  # name cmd... — the command must exec the real program (taskset does), so
-              # that $! is the PID we measure; sets SPID
-  local name=$1; shift
-  "$@" >"$RUNDIR/$name.log" 2>&1 &
-  SPID=$!
-  PIDS+=("$SPID")
-}
 run_tracked() {  # outfile cmd... — run in the background, tracked, and wait for it; its rc
   local out=$1 p rc=0; shift
   "$@" >"$out" 2>&1 &
@@ -166,53 +121,8 @@ run_tracked() {  # outfile cmd... — run in the background, tracked, and wait f
   forget_pid "$p"
   return "$rc"
 }
-port_open() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
-wait_port() {  # host:port pid — until it accepts connections (10 s), while pid lives
-  local i
-  for i in $(seq 100); do
-    port_open "$1" && return 0
-    alive "$2" || return 1
-    sleep 0.1
-  done
-  return 1
-}
 
 # ---------------------------------------------------------------- measurement helpers
-HZ=$(getconf CLK_TCK)
-tree_ticks() {  # utime+stime+cutime+cstime of $1 and its live descendants, in clock ticks
-  local t=0 p v
-  for p in "$1" $(descendants "$1"); do
-    v=$(awk '{sub(/^.*\) /, ""); print $12 + $13 + $14 + $15}' "/proc/$p/stat" 2>/dev/null) || continue
-    t=$((t + ${v:-0}))
-  done
-  echo "$t"
-}
-tree_rss_kib() {  # VmHWM summed over $1 and its descendants (nginx: master + worker)
-  local t=0 p v
-  for p in "$1" $(descendants "$1"); do
-    v=$(awk '/^VmHWM:/ { print $2 }' "/proc/$p/status" 2>/dev/null) || continue
-    t=$((t + ${v:-0}))
-  done
-  echo "$t"
-}
-cpu_snapshot() {  # "busy total" per CPU from /proc/stat
-  awk '/^cpu[0-9]+ / { t = $2+$3+$4+$5+$6+$7+$8+$9; printf "%d %d ", t - $5 - $6, t } END { print "" }' /proc/stat
-}
-busy_between() {  # per-CPU busy % between two snapshots, "a/b"; with "all": the machine's
-  awk -v a="$1" -v b="$2" -v all="${3:-}" 'BEGIN { n = split(a, x, " "); split(b, y, " "); out = ""; db = 0; dt = 0
-    for (i = 1; i < n; i += 2) { d = y[i] - x[i]; t = y[i+1] - x[i+1]; db += d; dt += t
-      out = out (out == "" ? "" : "/") sprintf("%d", (t > 0 ? 100 * d / t : 0)) }
-    if (all != "") printf "%d\n", (dt > 0 ? 100 * db / dt : 0); else print out }'
-}
-wait_quiet() {  # until the machine is < QUIET_MAX % busy (at most QUIET_WAIT s); prints last busy %
-  local i a b pct=100
-  for i in $(seq "$QUIET_WAIT"); do
-    a=$(cpu_snapshot); sleep 1; b=$(cpu_snapshot)
-    pct=$(busy_between "$a" "$b" all)
-    [ "$pct" -le "$QUIET_MAX" ] && break
-  done
-  echo "$pct"
-}
 passive_opens() {  # the kernel's count of accepted TCP connections (this network namespace)
   awk '/^Tcp:/ { if (!h) { for (i = 1; i <= NF; i++) if ($i == "PassiveOpens") c = i; h = 1 } else print $c }' /proc/net/snmp
 }
@@ -233,12 +143,7 @@ time_wait() {  # TCP sockets in TIME_WAIT (each full handshake leaves one for 60
   if command -v ss >/dev/null; then ss -Htan state time-wait 2>/dev/null | wc -l; else echo "-"; fi
 }
 origins_newconns() {  # new connections the three origins accepted so far (incl. this query's)
-  local a t=0 r c
-  for a in $O1 $O2 $O3; do
-    read -r r c < <(curl -s --max-time 2 "http://$a/__stats" || echo "0 0")
-    t=$((t + ${c:-0}))
-  done
-  echo "$t"
+  origins_snapshot "$O1" "$O2" "$O3" | awk '{ t = 0; for (i = 2; i <= NF; i += 2) t += $i; print t }'
 }
 
 # ---------------------------------------------------------------- build
@@ -248,20 +153,7 @@ log "building origin and bench/tlsload"
 go build -C "$SHARED/backend" -o "$BIN/origin" .
 go build -o "$BIN/tlsload" ./bench/tlsload
 if [[ " $ROWS " == *" edge "* ]]; then
-  if [ -n "$EDGE_BIN" ]; then
-    [ -x "$EDGE_BIN" ] || die "EDGE_BIN=$EDGE_BIN is not executable"
-  else
-    EDGE_BIN=$ROOT/bin/edge
-    # `make build` unless we are already inside make (no recursion from a Makefile target).
-    if [ -z "${MAKELEVEL:-}" ] && [ -f Makefile ] && grep -q '^build:' Makefile; then
-      log "building bin/edge (make build)"
-      make --no-print-directory build >&2 || die "make build failed (run with ROWS=\"haproxy nginx\" to skip edge)"
-    else
-      log "building bin/edge (go build)"
-      go build -trimpath -o bin/edge ./cmd/edge || die "go build ./cmd/edge failed (run with ROWS=\"haproxy nginx\" to skip edge)"
-    fi
-    [ -x "$EDGE_BIN" ] || die "bin/edge was not built"
-  fi
+  build_edge '(run with ROWS="haproxy nginx" to skip edge)' -trimpath
 fi
 
 # ---------------------------------------------------------------- certificate
@@ -289,24 +181,10 @@ render "$CONF/haproxy-tls.cfg.in" "$RUNDIR/haproxy.cfg" "$L_HAPROXY"
 render "$CONF/nginx-tls.conf.in" "$RUNDIR/nginx.conf" "$L_NGINX"
 render "$CONF/edge-tls.yaml.in" "$RUNDIR/edge.yaml" "$L_EDGE"
 
-# wrk reporter: the same one-line format as bench/load and bench/tlsload
-cat >"$RUNDIR/report.lua" <<'EOF'
-done = function(summary, latency, requests)
-  local e = summary.errors
-  io.write(string.format("requests=%d errors=%d non2xx=%d rps=%.0f p50_us=%.0f p99_us=%.0f p999_us=%.0f\n",
-    summary.requests, e.connect + e.read + e.write + e.timeout, e.status,
-    summary.requests / (summary.duration / 1e6),
-    latency:percentile(50), latency:percentile(99), latency:percentile(99.9)))
-end
-EOF
+write_wrk_reporter "$RUNDIR/report.lua"   # for wrk: the same one-line result as bench/load and bench/tlsload
 
 # ---------------------------------------------------------------- layout
-LOAD_PIN=(); SUT_PIN=(); LAYOUT="no pinning"
-if [ "$PIN" != off ] && command -v taskset >/dev/null && [ "$(nproc)" -ge 2 ]; then
-  LOAD_PIN=(taskset -c 0); SUT_PIN=(taskset -c 1)
-  LAYOUT="load generator on CPU0; proxy + origins on CPU1 (MODE=sut)"
-fi
-ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+pin_layout "$PIN" "load generator on CPU0; proxy + origins on CPU1 (MODE=sut)"
 
 missing_tool() {  # row scenario — prints why it cannot run, or nothing
   case $1 in
@@ -360,17 +238,8 @@ run_load() {  # scenario secs host:port outfile — one result line (requests=..
 field() { { grep -o "\\b$2=[^ ]*" "$1" || true; } | head -1 | cut -d= -f2; }  # "" when absent
 
 # ---------------------------------------------------------------- main
-for a in $O1 $O2 $O3 $L_HAPROXY $L_NGINX $L_EDGE; do
-  if port_open "$a"; then die "$a is already in use (a leftover run?)"; fi
-done
-i=0
-ORIGIN_PIDS=()
-for a in $O1 $O2 $O3; do
-  i=$((i + 1))
-  start_bg "origin$i" "${SUT_PIN[@]}" "$BIN/origin" -addr "$a" -name "o$i"
-  ORIGIN_PIDS+=("$SPID")
-  wait_port "$a" "$SPID" || { cat "$RUNDIR/origin$i.log" >&2; die "origin $a did not start"; }
-done
+need_free_ports "$O1" "$O2" "$O3" "$L_HAPROXY" "$L_NGINX" "$L_EDGE"
+start_origins "$O1" "$O2" "$O3"   # sets ORIGIN_PIDS
 
 STAMP=$(date +%Y%m%d-%H%M%S)
 CSV=$OUT/tls-$STAMP.csv
@@ -431,7 +300,7 @@ for run in $(seq "$RUNS"); do
       fi
       times >"$RUNDIR/times1"; ok1=$(origin_ticks); k1=$(tree_ticks "$pid"); po1=$(passive_opens); c1=$(cpu_snapshot)
       oc1=$(origins_newconns)
-      rss=$(tree_rss_kib "$pid")
+      rss=$(peak_rss_kib "$pid" tree)
       alive "$pid" || status="exited during the run"
       stop_pid "$pid"; forget_pid "$pid"
 
@@ -441,12 +310,12 @@ for run in $(seq "$RUNS"); do
       resumed=$(field "$f" resumed); badsize=$(field "$f" badsize)
       hs50=$(field "$f" hs_p50_us); hs99=$(field "$f" hs_p99_us)
       [ "$scen" = keepalive ] || tlsp=$(field "$f" tls)
-      cpu=$(awk -v d=$((k1 - k0)) -v hz="$HZ" -v n="$req" 'BEGIN { printf "%.1f", (n > 0 ? d / hz * 1e6 / n : 0) }')
-      rss_mib=$(awk -v k="$rss" 'BEGIN { printf "%.1f", k / 1024 }')
+      cpu=$(us_per_req $((k1 - k0)) "$req")
+      rss_mib=$(kib_to_mib "$rss")
       busy=$(busy_between "$c0" "$c1")
       lt0=$(children_ticks "$RUNDIR/times0"); lt1=$(children_ticks "$RUNDIR/times1")
       other=$(other_pct "$c0" "$c1" $((k1 - k0)) $((ok1 - ok0)) $((lt1 - lt0)))
-      lcpu=$(awk -v d=$((lt1 - lt0)) -v hz="$HZ" -v n="$req" 'BEGIN { printf "%.1f", (n > 0 ? d / hz * 1e6 / n : 0) }')
+      lcpu=$(us_per_req $((lt1 - lt0)) "$req")
       # new upstream connections in the window: the origins' count minus our 3 /__stats queries
       newup=$((oc1 - oc0 - 3))
       cpr=$(awk -v a=$((po1 - po0 - newup)) -v n="$req" 'BEGIN { printf "%.2f", (n > 0 ? a / n : 0) }')
