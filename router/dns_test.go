@@ -25,45 +25,12 @@ type dnsZone struct {
 	rcode     int            // when not success, every query gets it
 	queries   int
 	servfails int
-	servers   []*dns.Server
 }
 
 func startDNSZone(t *testing.T, service string) *dnsZone {
 	t.Helper()
 	z := &dnsZone{service: dns.Fqdn(service), targets: map[string]int{}}
-	var (
-		pc  net.PacketConn
-		ln  net.Listener
-		err error
-	)
-	for attempt := 0; ; attempt++ {
-		if pc, err = net.ListenPacket("udp", "127.0.0.1:0"); err != nil {
-			t.Fatal(err)
-		}
-		if ln, err = net.Listen("tcp", pc.LocalAddr().String()); err == nil {
-			break
-		}
-		pc.Close()
-		if attempt == 20 {
-			t.Fatalf("no port free for both UDP and TCP: %v", err)
-		}
-	}
-	z.addr = pc.LocalAddr().String()
-	var started sync.WaitGroup
-	started.Add(2)
-	z.servers = []*dns.Server{
-		{PacketConn: pc, Handler: z, NotifyStartedFunc: started.Done},
-		{Listener: ln, Handler: z, NotifyStartedFunc: started.Done},
-	}
-	for _, s := range z.servers {
-		go func() { _ = s.ActivateAndServe() }()
-	}
-	started.Wait()
-	t.Cleanup(func() {
-		for _, s := range z.servers {
-			_ = s.Shutdown()
-		}
-	})
+	z.addr = serveDNS(t, z)
 	return z
 }
 

@@ -172,6 +172,14 @@ func startPebbleDNS(t *testing.T) string {
 		}
 		_ = w.WriteMsg(m)
 	})
+	return serveDNS(t, h)
+}
+
+// serveDNS runs handler on an in-process DNS server on one 127.0.0.1 port,
+// over UDP and TCP (Pebble's VA and truncated answers use TCP), until the
+// test ends, and returns its address.
+func serveDNS(t *testing.T, handler dns.Handler) string {
+	t.Helper()
 	var (
 		pc  net.PacketConn
 		ln  net.Listener
@@ -192,8 +200,8 @@ func startPebbleDNS(t *testing.T) string {
 	var started sync.WaitGroup
 	started.Add(2)
 	servers := []*dns.Server{
-		{PacketConn: pc, Handler: h, NotifyStartedFunc: started.Done},
-		{Listener: ln, Handler: h, NotifyStartedFunc: started.Done},
+		{PacketConn: pc, Handler: handler, NotifyStartedFunc: started.Done},
+		{Listener: ln, Handler: handler, NotifyStartedFunc: started.Done},
 	}
 	for _, s := range servers {
 		go func() { _ = s.ActivateAndServe() }()
