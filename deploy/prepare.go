@@ -172,6 +172,9 @@ func (n *Node) Prepare(ctx context.Context, id string, src Source, o Options) (e
 		return err
 	}
 	injectFault("prepare:extracted")
+	if err := n.checkSharedPathsNotLinks(staging); err != nil {
+		return err
+	}
 	if err := checkTreeLinks(staging); err != nil {
 		return err
 	}
@@ -677,6 +680,30 @@ func escapesDir(base, rel string) bool {
 		pending = append(strings.Split(t, "/"), pending...)
 	}
 	return false
+}
+
+// checkSharedPathsNotLinks refuses a release whose copy of a shared path,
+// or of a directory above one, is a symbolic link. checkTreeLinks resolves
+// the release's links as they are before linkShared replaces the shared
+// paths; a link planted at a shared path would be followed by that check
+// but not exist afterwards, so another link could resolve through it to
+// anywhere once the shared link is in place. With shared paths real
+// directories, files or absent at check time, a link through one reaches
+// at most into shared/.
+func (n *Node) checkSharedPathsNotLinks(staging string) error {
+	for _, s := range n.cfg.Shared {
+		p, err := cleanSharedPath(s)
+		if err != nil {
+			return err
+		}
+		for q := p; q != "."; q = path.Dir(q) {
+			fi, err := os.Lstat(filepath.Join(staging, filepath.FromSlash(q)))
+			if err == nil && fi.Mode()&fs.ModeSymlink != 0 {
+				return unsafeEntry(q, "the release holds a symbolic link where a shared path (or its directory) goes")
+			}
+		}
+	}
+	return nil
 }
 
 // linkShared replaces each shared path of the staging release with a

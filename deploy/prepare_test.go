@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -441,4 +442,33 @@ func TestPrepareCancelled(t *testing.T) {
 		t.Fatalf("err = %v", err)
 	}
 	fxAssertClean(t, n)
+}
+
+// TestPrepareRefusesLinkAtSharedPath: a release that holds a symbolic link
+// where a shared path goes is refused, because the link check would follow
+// a link that linkShared then replaces, letting another link escape (found
+// by FuzzExtract: root -> d/…/d/logs/../…/.. resolved to /).
+func TestPrepareRefusesLinkAtSharedPath(t *testing.T) {
+	for _, shared := range []string{"logs/", "var/logs/"} {
+		t.Run(shared, func(t *testing.T) {
+			root := t.TempDir()
+			n := fxNode(t, Config{Root: root, Shared: []string{shared}})
+			linkAt := strings.TrimSuffix(shared, "/")
+			if strings.Contains(linkAt, "/") {
+				linkAt = "var" // a link in place of the shared path's directory
+			}
+			data := fxTarGz(t, []fxEntry{
+				{Name: "index.html", Body: "hi"},
+				{Name: "a/b/c", Type: tar.TypeDir},
+				{Name: linkAt, Type: tar.TypeSymlink, Link: "a/b/c"},
+			})
+			err := n.Prepare(context.Background(), "r1", Source{Reader: bytes.NewReader(data)}, Options{})
+			if !errors.Is(err, ErrUnsafeArchive) {
+				t.Fatalf("got %v, want ErrUnsafeArchive", err)
+			}
+			if _, err := os.Lstat(filepath.Join(root, "releases", "r1")); !errors.Is(err, fs.ErrNotExist) {
+				t.Fatalf("refused release exists: %v", err)
+			}
+		})
+	}
 }
