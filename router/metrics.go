@@ -18,11 +18,12 @@ var durationBuckets = []float64{
 type metrics struct {
 	reg *prometheus.Registry
 
-	requests         *prometheus.CounterVec   // route, pool, node, code_class
-	requestDuration  *prometheus.HistogramVec // route
-	upstreamDuration *prometheus.HistogramVec // pool, node
-	upstreamErrors   *prometheus.CounterVec   // pool, node, kind
-	clientErrors     *prometheus.CounterVec   // reason
+	requests         *prometheus.CounterVec        // route, pool, node, code_class
+	requestDuration  *prometheus.HistogramVec      // route
+	upstreamDuration *prometheus.HistogramVec      // pool, node
+	upstreamErrors   *prometheus.CounterVec        // pool, node, kind
+	clientErrors     *prometheus.CounterVec        // reason
+	clientErrorBy    map[string]prometheus.Counter // clientErrors resolved per reason, read-only after newMetrics
 	inflight         prometheus.Gauge
 	reloads          *prometheus.CounterVec // result
 	lastReloadOK     prometheus.Gauge
@@ -106,11 +107,16 @@ func newMetrics(conns prometheus.Collector) *metrics {
 	// Make the reload series exist from the start, so a dashboard shows 0.
 	m.reloads.WithLabelValues("success")
 	m.reloads.WithLabelValues("failure")
+	m.clientErrorBy = map[string]prometheus.Counter{}
 	for _, reason := range []string{"bad_request", "uri_too_long", "header_too_large", "body_too_large", "timeout", "no_route"} {
-		m.clientErrors.WithLabelValues(reason)
+		m.clientErrorBy[reason] = m.clientErrors.WithLabelValues(reason)
 	}
 	return m
 }
+
+// clientError counts a request refused before routing. The label is looked
+// up once at start, so a flood of bad requests costs no allocation.
+func (m *metrics) clientError(reason string) { m.clientErrorBy[reason].Inc() }
 
 // routeMetrics are a route's metric handles, resolved once per snapshot so
 // the request path only does atomic adds. Counters per (node, class) are

@@ -232,7 +232,7 @@ func (s *Server) handleReadError(ctx *fasthttp.RequestCtx, err error) {
 	default:
 		status, reason = fasthttp.StatusBadRequest, "bad_request"
 	}
-	s.metrics.clientErrors.WithLabelValues(reason).Inc()
+	s.metrics.clientError(reason)
 	writeError(ctx, status)
 }
 
@@ -241,7 +241,7 @@ func (s *Server) handleReadError(ctx *fasthttp.RequestCtx, err error) {
 // sends it; anything else may continue.
 func (s *Server) handleExpect(ctx *fasthttp.RequestCtx) int {
 	if max := s.snap.Load().maxBody; max > 0 && int64(ctx.Request.Header.ContentLength()) > max {
-		s.metrics.clientErrors.WithLabelValues("body_too_large").Inc()
+		s.metrics.clientError("body_too_large")
 		ctx.Response.Header.SetContentType("text/plain; charset=utf-8")
 		ctx.Response.SetBodyString(statusText(fasthttp.StatusRequestEntityTooLarge))
 		return fasthttp.StatusRequestEntityTooLarge
@@ -420,7 +420,7 @@ func (s *Server) finish(ctx *fasthttp.RequestCtx, out *outcome, start time.Time)
 		}
 		out.route.metrics.count(node, status, dur.Seconds())
 	} else if out.reason != "" {
-		s.metrics.clientErrors.WithLabelValues(out.reason).Inc()
+		s.metrics.clientError(out.reason)
 	}
 	if al := s.accessLog.Load(); al.enabled() {
 		al.log(ctx, out, status, dur)
