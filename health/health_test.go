@@ -518,7 +518,9 @@ func seriesOfNode(t *testing.T, preg *prometheus.Registry, pool, node string) in
 func TestMetrics(t *testing.T) {
 	srv := newFlipServer(t)
 	r, preg := newTestRegistry(t)
-	spec := PoolSpec{Check: testCheck("/health", 20*time.Millisecond, time.Second, 1, 1), Passive: testPassive(2, time.Minute, time.Hour)}
+	// The first check decides a node's state; a high Rise keeps the passing
+	// checks of b from ending its ejection before the state is read.
+	spec := PoolSpec{Check: testCheck("/health", 20*time.Millisecond, time.Second, 1000, 1), Passive: testPassive(2, time.Minute, time.Hour)}
 	spec.Check.Port = srv.port
 	b := r.Sync("web", spec, nodeSpecs(2))[1]
 	waitFor(t, 2*time.Second, "two checks of a", func() bool {
