@@ -31,6 +31,8 @@ type Config struct {
 	TLS TLS `yaml:"tls"`
 	// Upstreams are the named pools of nodes that routes proxy to.
 	Upstreams map[string]*Upstream `yaml:"upstreams"`
+	// Cache is the shared HTTP cache that routes with a cache section use.
+	Cache Cache `yaml:"cache"`
 	// Routes are evaluated in file order; the first route whose every
 	// match condition holds handles the request.
 	Routes []*Route `yaml:"routes"`
@@ -429,6 +431,9 @@ type Route struct {
 	// non-idempotent methods (POST, PATCH) that already reached a node,
 	// when their body was held in memory. Default: false.
 	RetryNonIdempotent bool `yaml:"retry_non_idempotent"`
+	// Cache stores the route's responses and answers from them (RFC
+	// 9111). Default: off.
+	Cache *RouteCache `yaml:"cache"`
 }
 
 // Match holds a route's conditions.

@@ -120,6 +120,7 @@ func (c *Config) applyDefaults(set func(path string) bool) {
 	defaultInt(&s.MaxConnections, defaultMaxConnections, set, "server.max_connections")
 	defaultString(&c.AccessLog.Format, defaultAccessLogFormat, set, "access_log.format")
 	c.applyTLSDefaults(set)
+	c.Cache.applyDefaults(set)
 
 	for name, u := range c.Upstreams {
 		if u == nil {
@@ -146,6 +147,9 @@ func (c *Config) applyDefaults(set func(path string) bool) {
 		}
 		if r.Respond != nil {
 			defaultInt(&r.Respond.Status, defaultRespondStatus, set, p+".respond.status")
+		}
+		if r.Cache != nil {
+			r.Cache.applyDefaults(p+".cache", set)
 		}
 	}
 }
@@ -312,6 +316,7 @@ func (c *Config) validate() []Problem {
 	for _, name := range names {
 		validateUpstream(v, name, c.Upstreams[name])
 	}
+	c.Cache.validate(v)
 	routeNames := map[string]int{}
 	for i, r := range c.Routes {
 		c.validateRoute(v, i, r, routeNames)
@@ -516,22 +521,31 @@ func badHeaderValue(s string) bool {
 	return strings.ContainsAny(s, "\r\n\x00")
 }
 
+// parsePrefix parses a CIDR (masked) or a single address (as a /32 or
+// /128), ignoring surrounding space and an address's zone.
+func parsePrefix(s string) (netip.Prefix, bool) {
+	s = strings.TrimSpace(s)
+	if pfx, err := netip.ParsePrefix(s); err == nil {
+		return pfx.Masked(), true
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		a = a.WithZone("")
+		return netip.PrefixFrom(a, a.BitLen()), true
+	}
+	return netip.Prefix{}, false
+}
+
 func (c *Config) validateServer(v *validator) {
 	s := &c.Server
 	s.TrustedNets = nil
 	for i, t := range s.TrustedProxies {
 		p := joinIndex("server.trusted_proxies", i)
-		t = strings.TrimSpace(t)
-		if pfx, err := netip.ParsePrefix(t); err == nil {
-			s.TrustedNets = append(s.TrustedNets, pfx.Masked())
+		pfx, ok := parsePrefix(t)
+		if !ok {
+			v.add(p, "invalid trusted proxy %q: must be an IP address or a CIDR such as \"10.0.0.0/8\"", strings.TrimSpace(t))
 			continue
 		}
-		if a, err := netip.ParseAddr(t); err == nil {
-			a = a.WithZone("")
-			s.TrustedNets = append(s.TrustedNets, netip.PrefixFrom(a, a.BitLen()))
-			continue
-		}
-		v.add(p, "invalid trusted proxy %q: must be an IP address or a CIDR such as \"10.0.0.0/8\"", t)
+		s.TrustedNets = append(s.TrustedNets, pfx)
 	}
 	positive(v, "server.read_header_timeout", s.ReadHeaderTimeout)
 	positive(v, "server.body_timeout", s.BodyTimeout)
@@ -908,6 +922,9 @@ func (c *Config) validateRoute(v *validator, i int, r *Route, names map[string]i
 	}
 	validateHeaderRules(v, p+".request_headers", &r.RequestHeaders, true)
 	validateHeaderRules(v, p+".response_headers", &r.ResponseHeaders, false)
+	if r.Cache != nil {
+		validateRouteCache(v, p+".cache", r)
+	}
 }
 
 func validateMatch(v *validator, p string, m *Match) {
