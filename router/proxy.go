@@ -56,6 +56,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			writeError(ctx, fasthttp.StatusInternalServerError)
 		}
 		s.finish(ctx, &out, start)
+		sc.body = bodyReader{} // the client's stream is not kept
 		scratchPool.Put(sc)
 		s.metrics.inflight.Dec()
 	}()
@@ -119,12 +120,36 @@ var (
 // proxy sends the request to a node of the route's pool and leaves the
 // node's response (its body streamed) in ctx.Response.
 func (s *Server) proxy(ctx *fasthttp.RequestCtx, snap *snapshot, r *route, sc *scratch, out *outcome) {
+	f, ok := s.prepare(ctx, snap, r, sc, out)
+	if !ok {
+		return
+	}
+	if err := s.forward(&ctx.Request, &ctx.Response, r.pool, f, out); err != nil {
+		out.err = err
+		writeError(ctx, statusForError(err))
+		return
+	}
+	s.answered(ctx, sc)
+}
+
+// fetch is what prepare learned about a request for forward.
+type fetch struct {
+	hashKey    uint64 // for consistent hashing
+	replayable bool   // the body is held in memory
+	mayResend  bool   // a retry may send the request again after it reached a node
+}
+
+// prepare checks the request body against the limits and turns the
+// client's request into the one sent to nodes (hop-by-hop fields,
+// forwarding fields, request ID, the route's rules). It answers the
+// client itself and returns false when the request cannot be sent.
+func (s *Server) prepare(ctx *fasthttp.RequestCtx, snap *snapshot, r *route, sc *scratch, out *outcome) (fetch, bool) {
 	req := &ctx.Request
 	cl := req.Header.ContentLength()
 	if snap.maxBody > 0 && int64(cl) > snap.maxBody {
 		out.err = ErrBodyTooLarge
 		writeError(ctx, fasthttp.StatusRequestEntityTooLarge)
-		return
+		return fetch{}, false
 	}
 	// A body that is chunked or longer than the prefetch is read from the
 	// client while it is written to the node: enforce the size limit and
@@ -133,7 +158,6 @@ func (s *Server) proxy(ctx *fasthttp.RequestCtx, snap *snapshot, r *route, sc *s
 		if stream := req.BodyStream(); stream != nil {
 			sc.body = bodyReader{r: stream, conn: ctx.Conn(), timeout: snap.bodyTimeout, limit: snap.maxBody}
 			req.SetBodyStream(&sc.body, cl)
-			defer func() { sc.body = bodyReader{} }()
 		}
 	}
 
@@ -156,21 +180,29 @@ func (s *Server) proxy(ctx *fasthttp.RequestCtx, snap *snapshot, r *route, sc *s
 	}
 	r.requestRules.apply(&req.Header)
 
-	p := r.pool
-	var key uint64
-	if p.hashSource != "" {
-		key = p.hashKeyFor(ctx, client)
+	var f fetch
+	if p := r.pool; p.hashSource != "" {
+		f.hashKey = p.hashKeyFor(ctx, client)
 	}
 
 	// A body of up to streamPrefetch bytes is already in memory: hold it so
 	// that a retry can send it again. A larger or chunked body is streamed
 	// from the client and can be sent only once.
 	// (fasthttp reports -2 for a request without a body, -1 for chunked.)
-	replayable := cl != -1 && cl <= streamPrefetch
-	if cl > 0 && replayable {
+	f.replayable = cl != -1 && cl <= streamPrefetch
+	if cl > 0 && f.replayable {
 		req.Body() // reads the prefetched stream into the request's buffer
 	}
-	mayResend := replayable && (r.retryNonIdempotent || isIdempotent(ctx.Method()))
+	f.mayResend = f.replayable && (r.retryNonIdempotent || isIdempotent(ctx.Method()))
+	return f, true
+}
+
+// forward sends req to a node of pool p, trying others as the pool's
+// retry policy allows, and leaves the node's answer in resp (its body
+// possibly streamed). out learns the node, the retries and the time taken.
+// It returns the error of the last attempt when no node answered.
+func (s *Server) forward(req *fasthttp.Request, resp *fasthttp.Response, p *pool, f fetch, out *outcome) error {
+	key, replayable, mayResend := f.hashKey, f.replayable, f.mayResend
 	p.retry.budget.request()
 
 	var tried nodeSet
@@ -198,14 +230,14 @@ func (s *Server) proxy(ctx *fasthttp.RequestCtx, snap *snapshot, r *route, sc *s
 		// the node idle while a request is on its way to it. A streamed
 		// body keeps the count until it has been passed on (transport).
 		n.link.inflight.Add(1)
-		err = n.link.client.Do(req, &ctx.Response)
-		if err != nil || !ctx.Response.IsBodyStream() {
+		err = n.link.client.Do(req, resp)
+		if err != nil || !resp.IsBodyStream() {
 			n.link.inflight.Add(-1)
 		}
 		out.upstream = time.Since(t0)
 		nm := p.metrics[n.index]
 		if err == nil {
-			status := ctx.Response.StatusCode()
+			status := resp.StatusCode()
 			nm.duration.Observe(out.upstream.Seconds())
 			if status >= 500 {
 				n.reportFailure()
@@ -215,7 +247,7 @@ func (s *Server) proxy(ctx *fasthttp.RequestCtx, snap *snapshot, r *route, sc *s
 			if reason := p.retry.statusReason(status); reason != "" && p.retry.allow(reason, out.retries, mayResend) {
 				out.retries++
 				out.retryReason = reason
-				ctx.Response.Reset() // closes a streamed body and its connection
+				resp.Reset() // closes a streamed body and its connection
 				continue
 			}
 			break
@@ -283,15 +315,17 @@ func (s *Server) proxy(ctx *fasthttp.RequestCtx, snap *snapshot, r *route, sc *s
 	if err != nil {
 		// The node (if any) is kept in out for the log, but the answer is
 		// ours, so metrics count it as answered by no node.
-		out.err = err
-		writeError(ctx, statusForError(err))
-		return
+		return err
 	}
-	n := out.node
-	if n.link.refusedUntil.Load() != 0 {
+	if n := out.node; n.link.refusedUntil.Load() != 0 {
 		n.link.refusedUntil.Store(0) // it answered: back in rotation
 	}
-	resp := &ctx.Response
+	return nil
+}
+
+// answered turns a node's answer in ctx.Response into the client's.
+func (s *Server) answered(ctx *fasthttp.RequestCtx, sc *scratch) {
+	req, resp := &ctx.Request, &ctx.Response
 	sc.buf = stripHopHeaders(&resp.Header, sc.buf)
 	resp.Header.ResetConnectionClose()
 	if len(resp.Header.PeekBytes(hdrXRequestID)) == 0 {
