@@ -20,13 +20,14 @@ const streamPrefetch = 64 << 10
 // state allocates nothing. Nothing in it outlives the handler call.
 type scratch struct {
 	host []byte
+	key  []byte
 	buf  []byte
 	xff  []byte
 	body bodyReader
 }
 
 var scratchPool = sync.Pool{New: func() any {
-	return &scratch{host: make([]byte, 0, 64), buf: make([]byte, 0, 256)}
+	return &scratch{host: make([]byte, 0, 64), key: make([]byte, 0, 256), buf: make([]byte, 0, 256)}
 }}
 
 // outcome is what the handler learned about one request, for metrics and
@@ -67,6 +68,10 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 
+	if snap.purge.on() && bytes.Equal(ctx.Method(), methodPURGE) {
+		s.purgeRequest(ctx, snap)
+		return
+	}
 	path := ctx.Path()
 	if !ctx.IsTLS() {
 		if acm := s.acme.Load(); acm != nil && bytes.HasPrefix(path, acmeChallengePrefix) {
@@ -104,7 +109,11 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 		ctx.Response.SetBodyRaw(r.respond.body)
 	case actionProxy:
-		s.proxy(ctx, snap, r, sc, &out)
+		if r.cache != nil {
+			s.proxyCached(ctx, snap, r, sc, &out)
+		} else {
+			s.proxy(ctx, snap, r, sc, &out)
+		}
 	}
 	r.responseRules.apply(&ctx.Response.Header)
 	if snap.hsts != nil && ctx.IsTLS() && len(ctx.Response.Header.PeekBytes(hdrHSTS)) == 0 {
@@ -207,8 +216,13 @@ func (s *Server) forward(req *fasthttp.Request, resp *fasthttp.Response, p *pool
 
 	var tried nodeSet
 	var err error
+	var next *Node // chosen before giving up an answer for a retry
 	for {
-		n := p.pick(key, &tried)
+		n := next
+		next = nil
+		if n == nil {
+			n = p.pick(key, &tried)
+		}
 		if n == nil {
 			if err == nil {
 				err = ErrNoNodeAvailable
@@ -244,11 +258,17 @@ func (s *Server) forward(req *fasthttp.Request, resp *fasthttp.Response, p *pool
 			} else {
 				n.reportSuccess()
 			}
-			if reason := p.retry.statusReason(status); reason != "" && p.retry.allow(reason, out.retries, mayResend) {
-				out.retries++
-				out.retryReason = reason
-				resp.Reset() // closes a streamed body and its connection
-				continue
+			// The answer is given up for a retry only when another node
+			// can take it: otherwise the client gets the node's own
+			// answer (its body, Retry-After), not a 503 of ours.
+			if reason := p.retry.statusReason(status); reason != "" {
+				if next = p.pick(key, &tried); next != nil && p.retry.allow(reason, out.retries, mayResend) {
+					out.retries++
+					out.retryReason = reason
+					resp.Reset() // closes a streamed body and its connection
+					continue
+				}
+				next = nil
 			}
 			break
 		}

@@ -3,11 +3,13 @@ package router
 import (
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -458,4 +460,35 @@ func grepLines(s, substr string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// A node's 5xx that the retry policy would retry is passed on as it is
+// when no other node can take the request: the client sees the node's
+// body and Retry-After, not a 503 made up by edge.
+func TestRetryableAnswerPassedOnWhenNoOtherNode(t *testing.T) {
+	var hits atomic.Int64
+	node := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Retry-After", "7")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, "node says wait")
+	}))
+	t.Cleanup(node.Close)
+	e := startEdge(t, `
+listeners: [{address: "127.0.0.1:0"}]
+admin: {address: "off"}
+upstreams:
+  app:
+    nodes: [{address: "{{.}}"}]
+    retries: {attempts: 2, on: ["503"]}
+routes: [{proxy: app}]
+`, strings.TrimPrefix(node.URL, "http://"))
+	resp, body := do(t, testClient(), "GET", e.url+"/", nil, nil)
+	if resp.StatusCode != 503 || body != "node says wait" || resp.Header.Get("Retry-After") != "7" {
+		t.Errorf("got %d %q Retry-After %q; want the node's 503 \"node says wait\", Retry-After 7",
+			resp.StatusCode, body, resp.Header.Get("Retry-After"))
+	}
+	if n := hits.Load(); n != 1 {
+		t.Errorf("the node got %d requests, want 1", n)
+	}
 }
