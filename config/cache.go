@@ -38,8 +38,8 @@ type Cache struct {
 }
 
 // CachePurge says who may send the PURGE method: a client from one of
-// Allow, or one that presents Token. With neither set, PURGE is refused
-// (405); the admin API purges regardless.
+// Allow, or one that presents Token; others get 403. With neither set, a
+// cached route answers PURGE with 405; the admin API purges regardless.
 type CachePurge struct {
 	// Allow lists the CIDRs (or addresses) whose clients may purge.
 	Allow []string `yaml:"allow"`
@@ -132,6 +132,7 @@ const (
 	defaultHitForPass         = Duration(2 * time.Minute)
 	defaultCoalesceTimeout    = Duration(5 * time.Second)
 	marketingParamsPlaceholer = "@marketing"
+	minCacheSize              = Size(4 << 20)
 )
 
 var (
@@ -165,8 +166,8 @@ func (rc *RouteCache) applyDefaults(p string, set func(string) bool) {
 }
 
 func (c *Cache) validate(v *validator) {
-	if c.Size <= 0 {
-		v.add("cache.size", "must be positive")
+	if c.Size < minCacheSize {
+		v.add("cache.size", "must be at least %s (the store's own structures need room), got %s", minCacheSize, c.Size)
 	}
 	switch {
 	case c.MaxObjectSize <= 0:

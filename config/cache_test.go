@@ -89,7 +89,8 @@ func TestCacheValidationRules(t *testing.T) {
 		path string
 		msg  string
 	}{
-		{"size zero", "cache: {size: 0}\n", "cache.size", "must be positive"},
+		{"size zero", "cache: {size: 0}\n", "cache.size", "must be at least 4MiB"},
+		{"size too small", "cache: {size: 1MiB, max_object_size: 64KiB}\n", "cache.size", "must be at least 4MiB (the store's own structures need room), got 1MiB"},
 		{"object larger than a quarter", "cache: {size: 4MiB, max_object_size: 2MiB}\n", "cache.max_object_size", "at most a quarter of cache.size"},
 		{"object size zero", "cache: {max_object_size: 0}\n", "cache.max_object_size", "must be positive"},
 		{"control header name", "cache: {control_headers: ['a b']}\n", "cache.control_headers[0]", "invalid header name"},

@@ -97,6 +97,15 @@ if [ "$SMOKE" = 1 ]; then
   check "GET / body comes from a node" "$(curl -s "http://$EDGE_HTTP/hello" | sed -n 2p)" "path: /hello"
   check "GET /blog/post -> 301 /news/post" "$(status_header "http://$EDGE_HTTP/blog/post" Location | sed 's#http://[^/]*##')" "301 /news/post"
   check "GET /admin -> 301 https://" "$(status_header "http://$EDGE_HTTP/admin" Location | cut -c1-12)" "301 https://"
+  cache_status() {
+    curl -s -o /dev/null -D - --max-time 2 "$1" | tr -d '\r' |
+      awk 'tolower($1) == "cache-status:" { sub(/^[^:]*: */, ""); print }'
+  }
+  check "GET /catalog/shoes: a miss, stored" "$(cache_status "http://$EDGE_HTTP/catalog/shoes")" "edge; fwd=uri-miss; fwd-status=200; stored"
+  second=$(cache_status "http://$EDGE_HTTP/catalog/shoes")
+  check "GET /catalog/shoes again: a hit" "${second%%=*}" "edge; hit; ttl"
+  check "POST admin /cache/purge?tag=catalog purges it" "$(curl -s -XPOST "http://$EDGE_ADMIN/cache/purge?tag=catalog" | tr -d ' \n')" '{"kind":"tag","purged":1}'
+  check "after the purge: a miss again" "$(cache_status "http://$EDGE_HTTP/catalog/shoes")" "edge; fwd=uri-miss; fwd-status=200; stored"
   check "GET /maintenance -> 503" "$(curl -s -w ' %{http_code}' "http://$EDGE_HTTP/maintenance" | tr -d '\n')" "down for maintenance 503"
   check "GET admin /metrics -> 200" "$(curl -s -o /dev/null -w '%{http_code}' "http://$EDGE_ADMIN/metrics")" "200"
   check "POST admin /reload -> 2xx" "$(curl -s -o /dev/null -w '%{http_code}' -X POST "http://$EDGE_ADMIN/reload" | cut -c1)xx" "2xx"
@@ -119,6 +128,8 @@ try "for i in 1 2 3 4 5 6; do curl -s http://$EDGE_HTTP/ | head -1; done" "the s
 try "curl -i http://$EDGE_HTTP/blog/post" "301, Location: /news/post (route old-blog)"
 try "curl -i http://$EDGE_HTTP/admin" "301 to https://…/admin (route https-for-admin)"
 try "curl -i http://$EDGE_HTTP/maintenance" "503 down for maintenance, Retry-After: 120"
+try "curl -i http://$EDGE_HTTP/catalog/shoes" "twice: the second has Cache-Status: edge; hit (route catalog)"
+try "curl -XPOST 'http://$EDGE_ADMIN/cache/purge?tag=catalog'" "purge every page tagged catalog"
 try "curl -s http://$EDGE_ADMIN/metrics | grep -v '^#' | head -30" "Prometheus metrics"
 try "curl -XPOST http://$EDGE_ADMIN/reload" "reload examples/edge.yaml after editing it"
 try "kill -HUP $EDGE_PID" "the same, by signal"

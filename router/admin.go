@@ -51,6 +51,10 @@ func (s *Server) newAdminServer() *fasthttp.Server {
 				pprofHandler(ctx)
 				return
 			}
+			if path == "/cache" || strings.HasPrefix(path, "/cache/") {
+				s.handleCacheAdmin(ctx, path)
+				return
+			}
 			if path == "/pools" || strings.HasPrefix(path, "/pools/") {
 				s.handlePools(ctx, path)
 				return

@@ -40,6 +40,7 @@ type route struct {
 	responseRules headerRules
 
 	retryNonIdempotent bool
+	cache              *routeCache // nil: the route does not cache
 
 	metrics *routeMetrics
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/edge-router/edge/cache"
 	"log/slog"
 	"net"
 	"sync"
@@ -44,6 +45,7 @@ type Server struct {
 	disc       discoveries
 	tlsMetrics *tlsMetrics
 	acme       atomic.Pointer[acmeManager] // nil without tls.acme
+	cache      cacheState
 
 	snap      atomic.Pointer[snapshot]
 	accessLog atomic.Pointer[accessLogger]
@@ -83,6 +85,11 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.tlsMetrics = newTLSMetrics(s.metrics.reg, s)
+	if s.cache.store, err = cache.NewStore(cache.StoreConfig{MaxBytes: int64(cfg.Cache.Size)}); err != nil {
+		return nil, fmt.Errorf("creating the cache store: %w", err)
+	}
+	s.cache.coal = cache.NewCoalescer()
+	s.cache.metrics = newCacheMetrics(s.metrics.reg, func() *cache.Store { return s.cache.store }, s.cache.coal)
 	s.syncDiscovery(cfg)
 	snap, err := s.buildSnapshot(cfg, nil)
 	if err != nil {
@@ -293,6 +300,9 @@ func (s *Server) Apply(cfg *config.Config) error {
 		return err
 	}
 	s.warnRestartOnly(cfg)
+	if cfg.Cache.Size != prev.cfg.Cache.Size {
+		s.cache.store.SetMaxBytes(int64(cfg.Cache.Size))
+	}
 	s.snap.Store(next)
 	if acm := s.acme.Load(); acm != nil {
 		acm.manage(cfg.ManagedNames(), s.log) // new names are obtained, known ones kept
@@ -384,6 +394,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	s.accessLog.Load().close()
 	s.health.Close()
+	s.cache.store.Close()
 	if acm := s.acme.Swap(nil); acm != nil {
 		acm.stop()
 	}

@@ -38,6 +38,7 @@ type snapshot struct {
 	httpsRoute *route      // tls.redirect_http: every plain request goes here; nil: off
 
 	links map[string]*nodeLink // by linkKey, for the next reload
+	purge purgeACL             // who may send PURGE; off when empty
 }
 
 // pool is a compiled upstream: its nodes and how to choose among them.
@@ -265,6 +266,12 @@ func (s *Server) buildSnapshot(cfg *config.Config, prev *snapshot) (*snapshot, e
 				return nil, fmt.Errorf("route %s: unknown upstream %q", cr.Name, cr.Proxy)
 			}
 			r.metrics = m.forRoute(cr.Name, r.pool.name, r.pool.nodes)
+			if cr.Cache != nil {
+				var err error
+				if r.cache, err = newRouteCache(&cfg.Cache, cr.Cache, s.cache.metrics.forRoute(cr.Name)); err != nil {
+					return nil, fmt.Errorf("route %s: cache: %w", cr.Name, err)
+				}
+			}
 		case cr.Redirect != nil:
 			r.kind = actionRedirect
 			r.redirect = compileRedirect(cr.Redirect, cr.Match.PathPrefix)
@@ -279,6 +286,10 @@ func (s *Server) buildSnapshot(cfg *config.Config, prev *snapshot) (*snapshot, e
 		snap.routes = append(snap.routes, r)
 	}
 	snap.hosts = buildHostIndex(snap.routes, cfg.Routes)
+	snap.purge.nets = cfg.Cache.Purge.AllowNets
+	if cfg.Cache.Purge.Token != "" {
+		snap.purge.token = []byte(cfg.Cache.Purge.Token)
+	}
 	return snap, nil
 }
 

@@ -177,7 +177,27 @@ type upstreamBody[C pooledConn] struct {
 	left      int64 // bytes left in the body (fixed) or the current chunk
 	done      bool  // the body was read to its end
 	err       error // sticky: once a read failed, every later read fails
+	sink      bodySink
 }
+
+// bodySink sees a streamed body as it passes to the client: every piece
+// read, then its end (nil after the whole body, else why it stopped). The
+// cache fills entries through it. Its calls come from the goroutine
+// reading the body.
+type bodySink interface {
+	write(p []byte)
+	end(err error)
+}
+
+// sinkable is a streamed body that a bodySink can watch.
+type sinkable interface {
+	setSink(bodySink)
+}
+
+func (b *upstreamBody[C]) setSink(s bodySink) { b.sink = s }
+
+// errBodyIncomplete ends a sink whose body was closed before its end.
+var errBodyIncomplete = errors.New("body closed before its end")
 
 // Read reads the body. An error is sticky: fasthttp's chunked writer
 // ignores an error returned together with data and reads again, so a
@@ -189,6 +209,19 @@ func (b *upstreamBody[C]) Read(p []byte) (int, error) {
 	n, err := b.read(p)
 	if err != nil && err != io.EOF {
 		b.err = err
+	}
+	if b.sink != nil {
+		if n > 0 {
+			b.sink.write(p[:n])
+		}
+		if err != nil {
+			var why error
+			if err != io.EOF {
+				why = err
+			}
+			b.sink.end(why)
+			b.sink = nil
+		}
 	}
 	return n, err
 }
@@ -253,6 +286,10 @@ func (b *upstreamBody[C]) read(p []byte) (int, error) {
 // CloseWithError implements fasthttp.ReadCloserWithError: fasthttp calls it
 // when it is done with the body, with the error that stopped it, if any.
 func (b *upstreamBody[C]) CloseWithError(err error) error {
+	if b.sink != nil {
+		b.sink.end(errBodyIncomplete)
+		b.sink = nil
+	}
 	if b.br == nil {
 		return nil
 	}

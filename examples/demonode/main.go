@@ -10,8 +10,10 @@
 package main
 
 import (
+	"bytes"
 	"flag"
 	"log"
+	"strings"
 
 	"github.com/valyala/fasthttp"
 )
@@ -27,6 +29,11 @@ func main() {
 		if string(ctx.Path()) == "/health" {
 			ctx.SetBodyString("ok\n")
 			return
+		}
+		if bytes.HasPrefix(ctx.Path(), []byte("/catalog/")) {
+			// A cacheable page, tagged for purging, as a shop would send it.
+			ctx.Response.Header.Set("Cache-Control", "public, max-age=60")
+			ctx.Response.Header.Set("X-Magento-Tags", "catalog,"+strings.TrimPrefix(string(ctx.Path()), "/catalog/"))
 		}
 		ctx.SetBodyString("hello from " + *name + "\npath: " + string(ctx.Path()) + "\n")
 	}
