@@ -7,6 +7,7 @@ package cache
 
 import (
 	"bytes"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -185,6 +186,7 @@ func AppendVaryValue(dst []byte, req *fasthttp.RequestHeader, name string) []byt
 	if c, ok := cookieName(name); ok {
 		return append(dst, req.Cookie(c)...)
 	}
+	start := len(dst)
 	first := true
 	for k, v := range req.All() {
 		if !equalFold(k, name) {
@@ -199,7 +201,102 @@ func AppendVaryValue(dst []byte, req *fasthttp.RequestHeader, name string) []byt
 			dst = append(dst, elem...)
 		}
 	}
+	if strings.EqualFold(name, "accept-language") {
+		dst = normalizeLanguages(dst, start)
+	}
 	return dst
+}
+
+// normalizeLanguages rewrites the Accept-Language list in dst[start:] so
+// that lists that mean the same select the same variant (RFC 9111 §4.1
+// allows normalising by the field's semantics; RFC 9110 §12.5.4): tags
+// lower-cased, whitespace dropped, elements ordered by weight (highest
+// first) then by tag, "q=1" left out. Lists of more than 16 elements, or
+// with parameters other than q, are left as they are. Allocates nothing
+// while dst has room for a second copy.
+func normalizeLanguages(dst []byte, start int) []byte {
+	type lang struct {
+		tag []byte
+		q   []byte // the weight's text, nil for 1
+	}
+	var langs [16]lang
+	n := 0
+	list := dst[start:]
+	for elem := range bytes.SplitSeq(list, comma) {
+		if len(elem) == 0 {
+			continue
+		}
+		if n == len(langs) {
+			return dst
+		}
+		tag, params, _ := bytes.Cut(elem, []byte(";"))
+		l := lang{tag: bytes.TrimRight(tag, " \t")}
+		if len(params) > 0 {
+			params = bytes.TrimSpace(params)
+			if len(params) < 2 || (params[0] != 'q' && params[0] != 'Q') || params[1] != '=' {
+				return dst
+			}
+			l.q = bytes.TrimSpace(params[2:])
+			if bytes.Equal(l.q, []byte("1")) || bytes.Equal(l.q, []byte("1.0")) || bytes.Equal(l.q, []byte("1.00")) || bytes.Equal(l.q, []byte("1.000")) {
+				l.q = nil
+			}
+		}
+		langs[n] = l
+		n++
+	}
+	weight := func(q []byte) []byte {
+		if q == nil {
+			return []byte("1")
+		}
+		return q
+	}
+	less := func(a, b lang) bool {
+		// Weights are compared as text: "0.8" > "0.75" holds for the
+		// qvalue grammar (a leading digit, then up to three decimals).
+		if c := bytes.Compare(weight(a.q), weight(b.q)); c != 0 {
+			return c > 0
+		}
+		return bytesLessFold(a.tag, b.tag)
+	}
+	for i := 1; i < n; i++ { // insertion sort: n ≤ 16, no allocation
+		for j := i; j > 0 && less(langs[j], langs[j-1]); j-- {
+			langs[j], langs[j-1] = langs[j-1], langs[j]
+		}
+	}
+	out := len(dst)
+	for i := 0; i < n; i++ {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		for _, c := range langs[i].tag {
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			dst = append(dst, c)
+		}
+		if langs[i].q != nil {
+			dst = append(dst, ";q="...)
+			dst = append(dst, langs[i].q...)
+		}
+	}
+	return append(dst[:start], dst[out:]...)
+}
+
+// bytesLessFold orders ASCII strings ignoring case.
+func bytesLessFold(a, b []byte) bool {
+	for i := 0; i < len(a) && i < len(b); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return x < y
+		}
+	}
+	return len(a) < len(b)
 }
 
 var comma = []byte(",")
