@@ -393,9 +393,15 @@ func (s *Server) serveStored(ctx *fasthttp.RequestCtx, e *cache.Entry, now time.
 	sc.buf = append(sc.buf, "; ttl="...)
 	sc.buf = strconv.AppendInt(sc.buf, int64(e.TTL(now)/time.Second), 10)
 	resp.Header.SetBytesKV(hdrCacheStatus, sc.buf)
-	if len(resp.Header.PeekBytes(hdrXRequestID)) == 0 {
-		resp.Header.SetBytesKV(hdrXRequestID, ctx.Request.Header.PeekBytes(hdrXRequestID))
+	// The request ID is this request's, never the stored one of the
+	// request that filled the cache.
+	id := ctx.Request.Header.PeekBytes(hdrXRequestID)
+	if !validRequestID(id) {
+		sc.xff = s.ids.appendID(sc.xff[:0])
+		id = sc.xff
+		ctx.Request.Header.SetBytesKV(hdrXRequestID, id) // for the access log
 	}
+	resp.Header.SetBytesKV(hdrXRequestID, id)
 }
 
 // appendCacheStatus appends a Cache-Status value (RFC 9211) for a request

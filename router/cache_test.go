@@ -1626,3 +1626,22 @@ func rawExchange(t *testing.T, addr, raw string) (*http.Response, string) {
 	_, _ = b.ReadFrom(resp.Body)
 	return resp, b.String()
 }
+
+// Every answer carries its own request's X-Request-Id, never the one of
+// the request that filled the cache; a client's valid ID is echoed.
+func TestCacheHitsCarryTheirOwnRequestID(t *testing.T) {
+	env := startCacheEnv(t, cacheSetup{}, numbered("max-age=60"))
+	seen := map[string]bool{}
+	for i := range 3 {
+		resp, _ := env.send(t, "GET", "/id", nil)
+		id := resp.Header.Get("X-Request-Id")
+		if !validRequestID([]byte(id)) || seen[id] {
+			t.Errorf("request %d: X-Request-Id %q is invalid or repeats an earlier one (Cache-Status %q)", i, id, resp.Header.Get("Cache-Status"))
+		}
+		seen[id] = true
+	}
+	resp, _ := env.send(t, "GET", "/id", map[string]string{"X-Request-Id": "client-chosen-id-1"})
+	if got := resp.Header.Get("X-Request-Id"); got != "client-chosen-id-1" || !strings.Contains(resp.Header.Get("Cache-Status"), "hit") {
+		t.Errorf("hit with the client's ID: X-Request-Id %q, Cache-Status %q; want the client's ID on a hit", got, resp.Header.Get("Cache-Status"))
+	}
+}
