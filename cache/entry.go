@@ -122,7 +122,7 @@ func (e *Entry) Matches(req *fasthttp.RequestHeader, buf []byte) (bool, []byte) 
 	for i, name := range e.VaryNames {
 		buf = AppendVaryValue(buf[:0], req, name)
 		want := e.VaryValues[i]
-		if want == nil || len(want) == 0 || len(buf) == 0 {
+		if len(want) == 0 || len(buf) == 0 {
 			// Absent matches only absent, and an empty field only an
 			// empty field (RFC 9111 §4.1).
 			if (want == nil) != absent(req, name) || len(buf) != len(want) {

@@ -46,8 +46,6 @@ func tags(t ...string) entryOption { return func(e *Entry) { e.Tags = t } }
 
 func retain(d time.Duration) entryOption { return func(e *Entry) { e.Retain = d } }
 
-func bodyOf(s string) entryOption { return func(e *Entry) { e.Body = []byte(s) } }
-
 // newEntry builds an entry as the policy would: fields and body copied
 // into their own allocations, received now, retained for an hour.
 func newEntry(key string, bodyLen int, opts ...entryOption) *Entry {

@@ -195,12 +195,6 @@ func (o *scriptOrigin) request(t *testing.T, n int) originRequest {
 	return o.reqs[n-1]
 }
 
-func (o *scriptOrigin) setAnswer(answer func(*http.Request, int) originAnswer) {
-	o.mu.Lock()
-	o.answer = answer
-	o.mu.Unlock()
-}
-
 // stop closes the origin's listener and connections: a dead origin.
 func (o *scriptOrigin) stop() { _ = o.srv.Close() }
 
