@@ -3,7 +3,7 @@ GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build test demo bench bench-go bench-load bench-failover bench-tls lint fuzz help clean
+.PHONY: all build test demo bench bench-go bench-load bench-failover bench-tls bench-cache lint fuzz help clean cache-tests
 
 all: build
 
@@ -58,3 +58,9 @@ bench-failover:
 
 bench-tls:
 	bash bench/tls.sh
+
+cache-tests:
+	bash bench/cachetests.sh
+
+bench-cache:
+	bash bench/cache.sh
