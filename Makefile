@@ -16,6 +16,8 @@ help:
 	@echo "make bench-tls   TLS termination vs HAProxy/nginx: keep-alive and full handshakes (DUR, CONNS, RUNS, ROWS, OUT)"
 	@echo "make lint        gofmt check, go vet and staticcheck (fetched through the module proxy)"
 	@echo "make fuzz        run each fuzz target for FUZZTIME (default 30s)"
+	@echo "make bench-cache cache hits against HAProxy, nginx and Varnish caches (peers from apt)"
+	@echo "make cache-tests the cache-tests.fyi conformance suite against edge (needs npm)"
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/edge ./cmd/edge
@@ -44,7 +46,7 @@ lint:
 STATICCHECK ?= v0.8.2
 FUZZTIME ?= 30s
 fuzz:
-	@for pkg in ./config ./router ./deploy; do \
+	@for pkg in ./config ./router ./deploy ./cache; do \
 	  for f in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
 	    echo "== $$pkg $$f"; $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
 	  done; \
