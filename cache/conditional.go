@@ -238,7 +238,7 @@ func parseByteRange(b []byte, size int) (start, end int, ok, unsatisfiable bool)
 	first = trimOWS(first)
 	if len(first) == 0 {
 		// suffix-byte-range-spec: the last n bytes.
-		n, valid := parseRangeInt(last)
+		n, valid := parseDigits(last)
 		if !valid {
 			return 0, 0, false, false
 		}
@@ -247,13 +247,13 @@ func parseByteRange(b []byte, size int) (start, end int, ok, unsatisfiable bool)
 		}
 		return max(0, size-n), size - 1, true, false
 	}
-	s, valid := parseRangeInt(first)
+	s, valid := parseDigits(first)
 	if !valid {
 		return 0, 0, false, false
 	}
 	en := size - 1
 	if len(last) > 0 {
-		l, valid := parseRangeInt(last)
+		l, valid := parseDigits(last)
 		if !valid || l < s {
 			return 0, 0, false, false
 		}
@@ -265,8 +265,8 @@ func parseByteRange(b []byte, size int) (start, end int, ok, unsatisfiable bool)
 	return s, en, true, false
 }
 
-// parseRangeInt parses 1*DIGIT, saturating far above any body size.
-func parseRangeInt(b []byte) (int, bool) {
+// parseDigits parses 1*DIGIT, saturating far above any body size or year.
+func parseDigits(b []byte) (int, bool) {
 	if len(b) == 0 {
 		return 0, false
 	}
@@ -460,7 +460,7 @@ func parseHTTPDate(b []byte) (int64, bool) {
 	if len(r) != 24 || r[1] != ' ' || r[4] != '-' || r[8] != '-' || r[11] != ' ' || r[20] != ' ' || !equalFold(r[21:], "gmt") {
 		return 0, false
 	}
-	yy, ok := digits(r[9:11])
+	yy, ok := parseDigits(r[9:11])
 	if !ok {
 		return 0, false
 	}
@@ -476,7 +476,7 @@ func parseHTTPDate(b []byte) (int64, bool) {
 
 // year4 reads a four-digit year, -1 if it is not one.
 func year4(b []byte) int {
-	y, ok := digits(b)
+	y, ok := parseDigits(b)
 	if !ok || len(b) != 4 {
 		return -1
 	}
@@ -485,34 +485,20 @@ func year4(b []byte) int {
 
 // dateOf assembles a date from its parts, checking them.
 func dateOf(y, month int, day, clock []byte) (int64, bool) {
-	d, okD := digits(day)
+	d, okD := parseDigits(day)
 	if y < 0 || !okD || len(day) > 2 || month < 1 || d < 1 || d > daysIn(month, y) {
 		return 0, false
 	}
 	if len(clock) != 8 || clock[2] != ':' || clock[5] != ':' {
 		return 0, false
 	}
-	hh, ok1 := digits(clock[0:2])
-	mm, ok2 := digits(clock[3:5])
-	ss, ok3 := digits(clock[6:8])
+	hh, ok1 := parseDigits(clock[0:2])
+	mm, ok2 := parseDigits(clock[3:5])
+	ss, ok3 := parseDigits(clock[6:8])
 	if !ok1 || !ok2 || !ok3 || hh > 23 || mm > 59 || ss > 60 {
 		return 0, false
 	}
 	return time.Date(y, time.Month(month), d, hh, mm, ss, 0, time.UTC).Unix(), true
-}
-
-func digits(b []byte) (int, bool) {
-	if len(b) == 0 {
-		return 0, false
-	}
-	n := 0
-	for _, c := range b {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int(c-'0')
-	}
-	return n, true
 }
 
 func daysIn(month, year int) int {
