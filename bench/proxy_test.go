@@ -11,17 +11,12 @@ package bench
 
 import (
 	"bytes"
-	"io"
-	"log/slog"
 	"net"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/valyala/fasthttp"
-
-	"github.com/edge-router/edge/config"
-	"github.com/edge-router/edge/router"
 )
 
 var body1K = bytes.Repeat([]byte("a"), 1024)
@@ -42,7 +37,7 @@ func startOrigin(b *testing.B) string {
 }
 
 func startEdge(b *testing.B, origin string) string {
-	cfg, err := config.Parse([]byte(`
+	return startEdgeYAML(b, `
 listeners: [{address: "127.0.0.1:0"}]
 admin: {address: "off"}
 upstreams:
@@ -52,19 +47,7 @@ upstreams:
 routes:
   - name: app
     proxy: app
-`), "bench.yaml", func(string) (string, bool) { return "", false })
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv, err := router.New(cfg, router.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { _ = srv.Shutdown(b.Context()) })
-	return srv.Addrs()[0].String()
+`)
 }
 
 // startMinimalProxy is the floor: a fasthttp pass-through with nothing but
