@@ -201,15 +201,7 @@ func (c *Cache) validate(v *validator) {
 	if c.HeuristicMax < 0 {
 		v.add("cache.heuristic_max", "must not be negative")
 	}
-	c.Purge.AllowNets = nil
-	for j, s := range c.Purge.Allow {
-		pfx, ok := parsePrefix(s)
-		if !ok {
-			v.add(joinIndex("cache.purge.allow", j), "invalid address %q: must be an IP address or a CIDR such as \"10.0.0.0/8\"", strings.TrimSpace(s))
-			continue
-		}
-		c.Purge.AllowNets = append(c.Purge.AllowNets, pfx)
-	}
+	c.Purge.AllowNets = parseNets(v, "cache.purge.allow", c.Purge.Allow)
 	if badHeaderValue(c.Purge.Token) {
 		v.add("cache.purge.token", "must not contain control characters")
 	}

@@ -269,16 +269,21 @@ routes:
 	if cfg.Admin.Address != "127.0.0.1:9901" || cfg.Admin.Token != "" {
 		t.Errorf("Admin = %+v", cfg.Admin)
 	}
+	yes := true
 	wantServer := Server{
-		ReadHeaderTimeout: Duration(10 * time.Second),
-		BodyTimeout:       Duration(60 * time.Second),
-		SendTimeout:       Duration(60 * time.Second),
-		IdleTimeout:       Duration(75 * time.Second),
-		GracePeriod:       Duration(30 * time.Second),
-		MaxHeaderBytes:    16 << 10,
-		MaxURIBytes:       8 << 10,
-		MaxBodyBytes:      64 << 20,
-		MaxConnections:    10000,
+		ReadHeaderTimeout:        Duration(10 * time.Second),
+		BodyTimeout:              Duration(60 * time.Second),
+		SendTimeout:              Duration(60 * time.Second),
+		IdleTimeout:              Duration(75 * time.Second),
+		GracePeriod:              Duration(30 * time.Second),
+		MaxHeaderBytes:           16 << 10,
+		MaxURIBytes:              8 << 10,
+		MaxBodyBytes:             64 << 20,
+		MaxConnections:           10000,
+		MaxHeaderCount:           100,
+		MaxRequestsPerConnection: 10000,
+		MergeSlashes:             &yes,
+		EncodedSlashes:           EncodedSlashesReject,
 	}
 	if !reflect.DeepEqual(cfg.Server, wantServer) {
 		t.Errorf("Server = %+v\nwant %+v", cfg.Server, wantServer)
@@ -729,6 +734,25 @@ func TestValidationRules(t *testing.T) {
 		{"uri limit too small", "server: {max_uri_bytes: 100}\n", "server.max_uri_bytes", 1, "at least 256B"},
 		{"uri limit above header limit", "server: {max_header_bytes: 4KiB, max_uri_bytes: 8KiB}\n", "server.max_uri_bytes", 1, "must not exceed max_header_bytes (4KiB)"},
 		{"max connections", "server: {max_connections: 0}\n", "server.max_connections", 1, "at least 1"},
+		{"max header count zero", "server: {max_header_count: 0}\n", "server.max_header_count", 1, "between 1 and 10000, got 0"},
+		{"max header count huge", "server: {max_header_count: 20000}\n", "server.max_header_count", 1, "between 1 and 10000"},
+		{"negative requests per connection", "server: {max_requests_per_connection: -1}\n", "server.max_requests_per_connection", 1, "must not be negative"},
+		{"negative connections per ip", "server: {max_connections_per_ip: -2}\n", "server.max_connections_per_ip", 1, "must not be negative"},
+		{"encoded slashes", "server: {encoded_slashes: allow}\n", "server.encoded_slashes", 1, "must be \"reject\", \"decode\" or \"keep\", got \"allow\""},
+		{"server rate zero", "server:\n  rate_limit: {requests_per_second: 0}\n", "server.rate_limit.requests_per_second", 2, "must be greater than 0"},
+		{"server rate by route", "server:\n  rate_limit: {requests_per_second: 5, key: route}\n", "server.rate_limit.key", 2, "must be \"client_ip\" here"},
+		{"server rate burst", "server:\n  rate_limit: {requests_per_second: 5, burst: -1}\n", "server.rate_limit.burst", 2, "at least 1"},
+		{"server rate clients", "server:\n  rate_limit: {requests_per_second: 5, max_clients: -1}\n", "server.rate_limit.max_clients", 2, "at least 1"},
+		{"route rate key", "routes:\n  - respond: {}\n    rate_limit: {requests_per_second: 1, key: host}\n", "routes[0].rate_limit.key", 3, "must be \"client_ip\" or \"route\", got \"host\""},
+		{"route rate negative", "routes:\n  - respond: {}\n    rate_limit: {requests_per_second: -1}\n", "routes[0].rate_limit.requests_per_second", 3, "must be greater than 0"},
+		{"access bad cidr", "routes:\n  - respond: {}\n    access: {allow: [10.0.0.0/8, nope]}\n", "routes[0].access.allow[1]", 3, "invalid address \"nope\""},
+		{"access bad deny", "routes:\n  - respond: {}\n    access: {deny: ['1.2.3.4/40']}\n", "routes[0].access.deny[0]", 3, "invalid address"},
+		{"access empty", "routes:\n  - respond: {}\n    access: {}\n", "routes[0].access", 3, "set allow, deny or both"},
+		{"path with dot-segment", "routes:\n  - match: {path_prefix: /a/../admin}\n    respond: {}\n", "routes[0].match.path_prefix", 2, "must not contain dot-segments"},
+		{"path with dot segment at end", "routes:\n  - match: {path: /a/.}\n    respond: {}\n", "routes[0].match.path", 2, "must not contain dot-segments"},
+		{"path with double slash", "routes:\n  - match: {path_prefix: //admin}\n    respond: {}\n", "routes[0].match.path_prefix", 2, "must not contain \"//\""},
+		{"path with encoded unreserved", "routes:\n  - match: {path_prefix: /%61dmin}\n    respond: {}\n", "routes[0].match.path_prefix", 2, "must not percent-encode the unreserved character 'a'"},
+		{"path with bad percent", "routes:\n  - match: {path: /a%zz}\n    respond: {}\n", "routes[0].match.path", 2, "invalid percent-encoding at byte 2"},
 		{"access log format", "access_log: {format: text}\n", "access_log.format", 1, "must be \"off\", \"combined\" or \"json\""},
 
 		// Upstreams.
@@ -958,6 +982,10 @@ func TestValidAccepted(t *testing.T) {
 		{"no retries", app + "    retries: {attempts: 0}\n"},
 		{"slow start and try_all", app + "    slow_start: 1m\n    all_down: try_all\n"},
 		{"retry_non_idempotent", app + "routes:\n  - proxy: app\n    retry_non_idempotent: true\n"},
+		{"limits", "server:\n  max_header_count: 1\n  max_requests_per_connection: 0\n  max_connections_per_ip: 5\n  encoded_slashes: keep\n  merge_slashes: false\n  rate_limit: {requests_per_second: 0.5}\n"},
+		{"double slash kept when not merged", "server: {merge_slashes: false}\nroutes:\n  - match: {path_prefix: //admin}\n    respond: {}\n"},
+		{"route access and rate", "routes:\n  - respond: {}\n    access: {allow: [10.0.0.0/8, '::1'], deny: [10.1.0.0/16]}\n    rate_limit: {requests_per_second: 100, burst: 10, key: route}\n"},
+		{"encoded reserved characters in paths", "routes:\n  - match: {path_prefix: /a%2Fb%3f}\n    respond: {}\n"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1262,5 +1290,32 @@ func TestStaticBackupsBehindDiscoveredNodes(t *testing.T) {
 	src := "upstreams: {app: {discovery: {dns: {name: _http._tcp.app.internal, resolver: \"127.0.0.1:53\"}}, nodes: [{address: \"127.0.0.1:9001\", backup: true}]}}\nroutes: [{proxy: app}]\n"
 	if _, err := Parse([]byte(src), "t.yaml", nil); err != nil {
 		t.Fatalf("static backups behind DNS-discovered primaries must be valid: %v", err)
+	}
+}
+
+func TestRateLimitDefaults(t *testing.T) {
+	tests := []struct {
+		name string
+		src  string
+		want RateLimit
+	}{
+		{"fractional rate gets a burst of one", "server: {rate_limit: {requests_per_second: 0.5}}\n",
+			RateLimit{RequestsPerSecond: 0.5, Burst: 1, Key: RateKeyClientIP, MaxClients: 100000}},
+		{"burst follows the rate, rounded up", "server: {rate_limit: {requests_per_second: 10.2}}\n",
+			RateLimit{RequestsPerSecond: 10.2, Burst: 11, Key: RateKeyClientIP, MaxClients: 100000}},
+		{"explicit values kept", "server: {rate_limit: {requests_per_second: 10, burst: 3, max_clients: 7}}\n",
+			RateLimit{RequestsPerSecond: 10, Burst: 3, Key: RateKeyClientIP, MaxClients: 7}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := mustParse(t, tt.src, nil)
+			if got := *cfg.Server.RateLimit; got != tt.want {
+				t.Fatalf("rate_limit = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+	cfg := mustParse(t, "routes:\n  - respond: {}\n    rate_limit: {requests_per_second: 2, key: route}\n", nil)
+	if got, want := *cfg.Routes[0].RateLimit, (RateLimit{RequestsPerSecond: 2, Burst: 2, Key: RateKeyRoute, MaxClients: 100000}); got != want {
+		t.Fatalf("route rate_limit = %+v, want %+v", got, want)
 	}
 }

@@ -209,6 +209,25 @@ type Server struct {
 	MaxBodyBytes Size `yaml:"max_body_bytes"`
 	// MaxConnections bounds concurrent client connections. Default: 10000.
 	MaxConnections int `yaml:"max_connections"`
+	// MaxHeaderCount bounds the number of request header fields; more get
+	// 431. Default: 100.
+	MaxHeaderCount int `yaml:"max_header_count"`
+	// MaxRequestsPerConnection closes a keep-alive client connection after
+	// this many requests (0: no limit). Default: 10000.
+	MaxRequestsPerConnection int `yaml:"max_requests_per_connection"`
+	// MaxConnectionsPerIP bounds concurrent connections from one client
+	// address; further ones are closed at once. 0 means no limit.
+	// Default: 0.
+	MaxConnectionsPerIP int `yaml:"max_connections_per_ip"`
+	// RateLimit limits requests per client address, before routing (each
+	// route may add its own). Default: off.
+	RateLimit *RateLimit `yaml:"rate_limit"`
+	// MergeSlashes merges empty path segments ("//") before routing, as
+	// nginx's merge_slashes does. Default: true.
+	MergeSlashes *bool `yaml:"merge_slashes"`
+	// EncodedSlashes says what happens to "%2F" in a path: "reject" (400),
+	// "decode" (to "/", before routing) or "keep". Default: "reject".
+	EncodedSlashes string `yaml:"encoded_slashes"`
 	// TrustedProxies are CIDRs (or single addresses) whose X-Forwarded-For,
 	// X-Forwarded-Proto, X-Forwarded-Host and Forwarded headers are believed
 	// and extended; from any other peer they are replaced. Default: none.
@@ -431,6 +450,12 @@ type Route struct {
 	// non-idempotent methods (POST, PATCH) that already reached a node,
 	// when their body was held in memory. Default: false.
 	RetryNonIdempotent bool `yaml:"retry_non_idempotent"`
+	// Access allows or denies clients by address (403). Default: all
+	// clients allowed.
+	Access *Access `yaml:"access"`
+	// RateLimit limits the route's requests, per client address or for
+	// the whole route (429). Default: off.
+	RateLimit *RateLimit `yaml:"rate_limit"`
 	// Cache stores the route's responses and answers from them (RFC
 	// 9111). Default: off.
 	Cache *RouteCache `yaml:"cache"`

@@ -118,6 +118,7 @@ func (c *Config) applyDefaults(set func(path string) bool) {
 	defaultSize(&s.MaxURIBytes, defaultMaxURIBytes, set, "server.max_uri_bytes")
 	defaultSize(&s.MaxBodyBytes, defaultMaxBodyBytes, set, "server.max_body_bytes")
 	defaultInt(&s.MaxConnections, defaultMaxConnections, set, "server.max_connections")
+	s.applyLimitDefaults(set)
 	defaultString(&c.AccessLog.Format, defaultAccessLogFormat, set, "access_log.format")
 	c.applyTLSDefaults(set)
 	c.Cache.applyDefaults(set)
@@ -150,6 +151,9 @@ func (c *Config) applyDefaults(set func(path string) bool) {
 		}
 		if r.Cache != nil {
 			r.Cache.applyDefaults(p+".cache", set)
+		}
+		if r.RateLimit != nil {
+			r.RateLimit.applyDefaults(p+".rate_limit", set)
 		}
 	}
 }
@@ -567,6 +571,7 @@ func (c *Config) validateServer(v *validator) {
 	if s.MaxConnections < 1 {
 		v.add("server.max_connections", "must be at least 1, got %d", s.MaxConnections)
 	}
+	s.validateLimits(v)
 }
 
 func positive(v *validator, path string, d Duration) {
@@ -913,7 +918,13 @@ func (c *Config) validateRoute(v *validator, i int, r *Route, names map[string]i
 		v.add(p+".retry_non_idempotent", "applies only to routes with proxy")
 	}
 
-	validateMatch(v, p+".match", &r.Match)
+	validateMatch(v, p+".match", &r.Match, c.Server.MergeSlashes == nil || *c.Server.MergeSlashes)
+	if r.Access != nil {
+		r.Access.validate(v, p+".access")
+	}
+	if r.RateLimit != nil {
+		r.RateLimit.validate(v, p+".rate_limit", true)
+	}
 	if r.Redirect != nil {
 		validateRedirect(v, p, r)
 	}
@@ -927,7 +938,7 @@ func (c *Config) validateRoute(v *validator, i int, r *Route, names map[string]i
 	}
 }
 
-func validateMatch(v *validator, p string, m *Match) {
+func validateMatch(v *validator, p string, m *Match, mergeSlashes bool) {
 	for j, h := range m.Hosts {
 		if msg := checkMatchHost(h); msg != "" {
 			v.add(joinIndex(p+".hosts", j), "%s", msg)
@@ -946,6 +957,10 @@ func validateMatch(v *validator, p string, m *Match) {
 			v.add(p+"."+f.name, "must be a path without a query string or fragment, got %q", f.value)
 		case hasControl(f.value):
 			v.add(p+"."+f.name, "must not contain spaces or control characters")
+		default:
+			if msg := nonNormalPath(f.value, mergeSlashes); msg != "" {
+				v.add(p+"."+f.name, "%s, got %q", msg, f.value)
+			}
 		}
 	}
 	m.PathRegexp = nil
