@@ -2,7 +2,9 @@ package router
 
 import (
 	"crypto/subtle"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/http/pprof"
 	"path/filepath"
 	"strings"
@@ -40,6 +42,10 @@ func (s *Server) newAdminServer() *fasthttp.Server {
 			path := string(ctx.Path())
 			if path == "/healthz" {
 				ctx.SetBodyString("ok\n")
+				return
+			}
+			if reason := s.adminCrossSite(ctx); reason != "" {
+				ctx.Error(reason+"\n", fasthttp.StatusForbidden)
 				return
 			}
 			if !s.adminAuthorized(ctx) {
@@ -102,6 +108,50 @@ func (s *Server) adminAuthorized(ctx *fasthttp.RequestCtx) bool {
 		return false
 	}
 	return subtle.ConstantTimeCompare(got[len(prefix):], []byte(token)) == 1
+}
+
+// adminCrossSite refuses requests that a web page could have made the
+// browser send: the admin API sends no CORS headers, so pages may not read
+// its answers, but a cross-site POST (a form) still reaches it, and DNS
+// rebinding turns a page's own host name into 127.0.0.1. It returns why a
+// request is refused, or "".
+//
+//   - Sec-Fetch-Site, when sent, must be "same-origin" or "none" (typed
+//     in the address bar, curl never sends it);
+//   - Origin, when sent, must be the admin's own origin (the Host asked);
+//   - without an admin token, Host must be an IP address or "localhost",
+//     with or without a port (a rebound name is refused; with a token the
+//     browser has nothing to send).
+func (s *Server) adminCrossSite(ctx *fasthttp.RequestCtx) string {
+	h := &ctx.Request.Header
+	if site := h.Peek("Sec-Fetch-Site"); len(site) > 0 && string(site) != "same-origin" && string(site) != "none" {
+		return "cross-site request refused"
+	}
+	host := string(h.Host())
+	if origin := h.Peek("Origin"); len(origin) > 0 {
+		o := string(origin)
+		if i := strings.Index(o, "://"); i < 0 || !strings.EqualFold(o[i+3:], host) {
+			return "cross-origin request refused"
+		}
+	}
+	if s.snap.Load().cfg.Admin.Token == "" && !localHost(host) {
+		return "admin host must be an IP address or localhost (DNS rebinding defence); set admin.token to use a name"
+	}
+	return ""
+}
+
+// localHost reports whether an admin Host header names an IP address or
+// localhost.
+func localHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	_, err := netip.ParseAddr(host)
+	return err == nil
 }
 
 // watchDebounce is how long the file must be quiet before a reload, so an

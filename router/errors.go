@@ -21,6 +21,9 @@ var (
 	// ErrClientTimeout means the client was too slow sending its body:
 	// answered 408.
 	ErrClientTimeout = errors.New("client body timeout")
+	// ErrBadRequestBody means the client's body was malformed (a broken
+	// chunked encoding) or cut short: answered 400.
+	ErrBadRequestBody = errors.New("malformed request body")
 )
 
 // dialError is a failure to connect to a node. Nothing reached the node,
@@ -72,7 +75,7 @@ func classifyUpstreamError(node string, err error) error {
 		return fmt.Errorf("node %s: %w", node, ErrNodeBusy)
 	case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout), isTimeout(err):
 		return fmt.Errorf("node %s: %w: %v", node, ErrNodeTimeout, err)
-	case errors.Is(err, ErrBodyTooLarge), errors.Is(err, ErrClientTimeout):
+	case errors.Is(err, ErrBodyTooLarge), errors.Is(err, ErrClientTimeout), errors.Is(err, ErrBadRequestBody):
 		// Failures reading the client's body surface through the client
 		// library as write errors; keep their meaning.
 		return err
@@ -94,6 +97,8 @@ func statusForError(err error) int {
 		return fasthttp.StatusRequestEntityTooLarge // 413
 	case errors.Is(err, ErrClientTimeout):
 		return fasthttp.StatusRequestTimeout // 408
+	case errors.Is(err, ErrBadRequestBody):
+		return fasthttp.StatusBadRequest // 400
 	case errors.Is(err, ErrNoNodeAvailable), errors.Is(err, ErrNodeBusy):
 		return fasthttp.StatusServiceUnavailable // 503
 	case errors.Is(err, ErrNodeTimeout):

@@ -126,7 +126,7 @@ func (t trustedNets) clientAddr(peer netip.Addr, xff []byte) netip.Addr {
 // claim another address. Each is written as one line: a node that reads
 // only the first line must not see a client-written one. buf is scratch
 // space; the grown slice is returned.
-func setForwardedHeaders(req *fasthttp.RequestHeader, peer netip.Addr, trusted bool, scheme string, buf []byte) []byte {
+func setForwardedHeaders(req *fasthttp.RequestHeader, peer netip.Addr, trusted, overrides bool, scheme string, buf []byte) []byte {
 	peer = peer.Unmap()
 	out := buf[:0]
 	if trusted {
@@ -139,6 +139,11 @@ func setForwardedHeaders(req *fasthttp.RequestHeader, peer netip.Addr, trusted b
 	req.DelBytes(hdrXForwardedFor)
 	req.SetBytesKV(hdrXForwardedFor, out)
 
+	if !trusted && overrides {
+		for _, name := range overrideHeaders {
+			req.DelBytes(name)
+		}
+	}
 	if !trusted || len(req.PeekBytes(hdrXForwardedProto)) == 0 {
 		req.DelBytes(hdrXForwardedProto)
 		req.SetBytesK(hdrXForwardedProto, scheme)
@@ -174,6 +179,40 @@ func setForwardedHeaders(req *fasthttp.RequestHeader, peer netip.Addr, trusted b
 	return fw[:0]
 }
 
+// overrideHeaders are request fields that some applications and frameworks
+// believe over the request line or Host (Symfony, Laravel and IIS among
+// them), though no cache keys on them: from a client that is not a trusted
+// proxy they are removed, so that nobody can make a node answer another
+// URL, host or method than the one routed and cached (cache poisoning).
+// X-Forwarded-For, -Proto, -Host and Forwarded are replaced instead.
+var overrideHeaders = [][]byte{
+	[]byte("X-Original-Url"),
+	[]byte("X-Rewrite-Url"),
+	[]byte("X-Original-Host"),
+	[]byte("X-Host"),
+	[]byte("X-Forwarded-Server"),
+	[]byte("X-Forwarded-Port"),
+	[]byte("X-Forwarded-Prefix"),
+	[]byte("X-Forwarded-Scheme"),
+	[]byte("X-Forwarded-Ssl"),
+	[]byte("X-Http-Method-Override"),
+	[]byte("X-Http-Method"),
+	[]byte("X-Method-Override"),
+}
+
+// isOverrideHeader reports whether name is one of overrideHeaders.
+func isOverrideHeader(name []byte) bool {
+	if len(name) < 6 || name[0]|0x20 != 'x' || name[1] != '-' {
+		return false
+	}
+	for _, o := range overrideHeaders {
+		if len(o) == len(name) && bytes.EqualFold(o, name) {
+			return true
+		}
+	}
+	return false
+}
+
 // appendForwardedValue writes v as a Forwarded parameter value (RFC 7239
 // §4): as a token when every byte is a tchar (RFC 9110 §5.6.2), else as a
 // quoted-string with '"' and '\\' escaped. Control bytes, which fasthttp
@@ -203,13 +242,7 @@ func appendForwardedValue(dst, v []byte) []byte {
 }
 
 // isTChar reports whether c may appear in an RFC 9110 token.
-func isTChar(c byte) bool {
-	switch {
-	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
-		return true
-	}
-	return bytes.IndexByte([]byte("!#$%&'*+-.^_`|~"), c) >= 0
-}
+func isTChar(c byte) bool { return tokenChars[c] }
 
 // requestIDs generates X-Request-Id values: a random per-process prefix and
 // a counter, so IDs are unique without a random read per request.

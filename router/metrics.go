@@ -63,7 +63,7 @@ func newMetrics(conns prometheus.Collector) *metrics {
 		}, []string{"pool", "node", "kind"}),
 		clientErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "edge_http_client_errors_total",
-			Help: "Requests refused before routing, by reason (bad_request, uri_too_long, header_too_large, body_too_large, timeout, no_route).",
+			Help: "Requests refused before routing, by reason (bad_request, bad_path, uri_too_long, header_too_large, body_too_large, timeout, no_route, rate_limited).",
 		}, []string{"reason"}),
 		inflight: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "edge_http_requests_in_flight",
@@ -108,7 +108,7 @@ func newMetrics(conns prometheus.Collector) *metrics {
 	m.reloads.WithLabelValues("success")
 	m.reloads.WithLabelValues("failure")
 	m.clientErrorBy = map[string]prometheus.Counter{}
-	for _, reason := range []string{"bad_request", "uri_too_long", "header_too_large", "body_too_large", "timeout", "no_route"} {
+	for _, reason := range []string{"bad_request", "bad_path", "uri_too_long", "header_too_large", "body_too_large", "timeout", "no_route", "rate_limited"} {
 		m.clientErrorBy[reason] = m.clientErrors.WithLabelValues(reason)
 	}
 	return m

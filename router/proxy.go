@@ -3,6 +3,7 @@ package router
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -23,11 +24,40 @@ type scratch struct {
 	key  []byte
 	buf  []byte
 	xff  []byte
+	path []byte // the normalised path, as routed and sent
 	body bodyReader
+
+	ahead  []byte // a chunked body read ahead (readAhead)
+	aheadR bytes.Reader
+	multi  multiReader
+
+	overrides bool // the request carries one of overrideHeaders
+
+	// The addresses of the request, computed once (see addrs).
+	addrDone bool
+	trusted  bool
+	peer     netip.Addr
+	client   netip.Addr
+}
+
+// addrs returns the connection's peer address, the original client's
+// address (from X-Forwarded-For when the peer is a trusted proxy) and
+// whether the peer is trusted. They are computed on first use.
+func (sc *scratch) addrs(ctx *fasthttp.RequestCtx, snap *snapshot) (peer, client netip.Addr, trusted bool) {
+	if !sc.addrDone {
+		sc.addrDone = true
+		sc.peer = peerAddr(ctx)
+		sc.client, sc.trusted = sc.peer, snap.trusted.contains(sc.peer)
+		if sc.trusted {
+			sc.xff = appendJoined(sc.xff[:0], &ctx.Request.Header, "X-Forwarded-For")
+			sc.client = snap.trusted.clientAddr(sc.peer, sc.xff)
+		}
+	}
+	return sc.peer, sc.client, sc.trusted
 }
 
 var scratchPool = sync.Pool{New: func() any {
-	return &scratch{host: make([]byte, 0, 64), key: make([]byte, 0, 256), buf: make([]byte, 0, 256)}
+	return &scratch{host: make([]byte, 0, 64), key: make([]byte, 0, 256), buf: make([]byte, 0, 256), path: make([]byte, 0, 256)}
 }}
 
 // outcome is what the handler learned about one request, for metrics and
@@ -56,8 +86,17 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 			out.err = errors.New("internal error")
 			writeError(ctx, fasthttp.StatusInternalServerError)
 		}
+		if snap.maxReqsPerConn > 0 && ctx.ConnRequestNum() >= snap.maxReqsPerConn {
+			// Last, so that nothing resets it: the answer says Connection: close.
+			snap.limitReqsPerConn.Inc()
+			ctx.SetConnectionClose()
+		}
 		s.finish(ctx, &out, start)
 		sc.body = bodyReader{} // the client's stream is not kept
+		sc.multi = multiReader{}
+		if cap(sc.ahead) > 4*streamPrefetch {
+			sc.ahead = nil
+		}
 		scratchPool.Put(sc)
 		s.metrics.inflight.Dec()
 	}()
@@ -68,11 +107,38 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		return
 	}
 
+	sc.addrDone = false
+	fe, overrides := checkFraming(&ctx.Request.Header, snap.maxFields)
+	sc.overrides = overrides
+	if fe != framingOK {
+		if fe == framingTooManyFields {
+			out.reason = "header_too_large"
+			snap.limitHeaderCount.Inc()
+			writeError(ctx, fasthttp.StatusRequestHeaderFieldsTooLarge)
+			ctx.SetConnectionClose()
+			return
+		}
+		out.reason = "bad_request"
+		writeError(ctx, fasthttp.StatusBadRequest)
+		return
+	}
+	if !s.normalizeTarget(ctx, snap, sc) {
+		out.reason = "bad_path"
+		writeError(ctx, fasthttp.StatusBadRequest)
+		return
+	}
+	if snap.rate != nil {
+		if _, client, _ := sc.addrs(ctx, snap); !snap.rate.allow(ctx, client) {
+			out.reason = "rate_limited"
+			return
+		}
+	}
+
 	if snap.purge.on() && bytes.Equal(ctx.Method(), methodPURGE) {
 		s.purgeRequest(ctx, snap)
 		return
 	}
-	path := ctx.Path()
+	path := sc.path
 	if !ctx.IsTLS() {
 		if acm := s.acme.Load(); acm != nil && bytes.HasPrefix(path, acmeChallengePrefix) {
 			acm.http01(ctx) // the CA validating an HTTP-01 challenge
@@ -81,7 +147,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		out.route = snap.httpsRoute // tls.redirect_http, before any route
 	}
 	if out.route == nil {
-		sc.host = normalizeHost(sc.host, ctx.Host())
+		sc.host = normalizeHost(sc.host, ctx.Request.Header.Host())
 		for _, r := range snap.hosts.candidates(sc.host) {
 			if r.matches(ctx, path) {
 				out.route = r
@@ -94,6 +160,18 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		out.reason = "no_route"
 		writeError(ctx, fasthttp.StatusNotFound)
 		return
+	}
+	if r.access != nil {
+		if _, client, _ := sc.addrs(ctx, snap); !r.access.allows(client) {
+			r.accessDenied.Inc()
+			writeError(ctx, fasthttp.StatusForbidden)
+			return
+		}
+	}
+	if r.rate != nil {
+		if _, client, _ := sc.addrs(ctx, snap); !r.rate.allow(ctx, client) {
+			return
+		}
 	}
 
 	switch r.kind {
@@ -169,20 +247,26 @@ func (s *Server) prepare(ctx *fasthttp.RequestCtx, snap *snapshot, r *route, sc 
 			req.SetBodyStream(&sc.body, cl)
 		}
 	}
-
-	peer := peerAddr(ctx)
-	trusted := snap.trusted.contains(peer)
-	client := peer
-	if trusted {
-		sc.xff = appendJoined(sc.xff[:0], &req.Header, "X-Forwarded-For")
-		client = snap.trusted.clientAddr(peer, sc.xff)
+	if cl == -1 {
+		// A chunked body is read ahead up to the prefetch size, so that a
+		// small one is checked whole (a broken chunk is answered 400 and
+		// nothing reaches a node) and can be sent with a Content-Length
+		// and retried; a longer one is streamed after what was read.
+		var err error
+		if cl, err = readAhead(req, sc); err != nil {
+			out.err = err
+			writeError(ctx, statusForError(err))
+			return fetch{}, false
+		}
 	}
+
+	peer, client, trusted := sc.addrs(ctx, snap)
 
 	sc.buf = stripHopHeaders(&req.Header, sc.buf)
 	req.Header.ResetConnectionClose()
 	req.Header.Del("Expect") // the server already answered 100-continue
 	req.Header.SetProtocol("HTTP/1.1")
-	sc.buf = setForwardedHeaders(&req.Header, peer, trusted, schemeOf(ctx), sc.buf)
+	sc.buf = setForwardedHeaders(&req.Header, peer, trusted, sc.overrides, schemeOf(ctx), sc.buf)
 	if !validRequestID(req.Header.PeekBytes(hdrXRequestID)) {
 		sc.buf = s.ids.appendID(sc.buf[:0])
 		req.Header.SetBytesKV(hdrXRequestID, sc.buf)
@@ -386,6 +470,61 @@ func peerAddr(ctx *fasthttp.RequestCtx) netip.Addr {
 	return a.Unmap()
 }
 
+// readAhead reads a chunked request body up to streamPrefetch bytes. A
+// body that ends within them becomes the request's in-memory body and its
+// length is returned; otherwise the bytes read are put back in front of
+// the rest of the stream and -1 is returned.
+func readAhead(req *fasthttp.Request, sc *scratch) (int, error) {
+	stream := req.BodyStream()
+	if stream == nil {
+		return -1, nil
+	}
+	buf := sc.ahead[:0]
+	if cap(buf) == 0 {
+		buf = make([]byte, 0, 4<<10)
+	}
+	for len(buf) <= streamPrefetch {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := stream.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			sc.ahead = buf
+			req.SetBody(buf) // copies; closes the finished stream
+			return len(buf), nil
+		}
+		if err != nil {
+			sc.ahead = buf
+			return 0, err
+		}
+	}
+	sc.ahead = buf
+	sc.aheadR.Reset(buf)
+	sc.multi = multiReader{first: &sc.aheadR, rest: stream}
+	req.SetBodyStream(&sc.multi, -1)
+	return -1, nil
+}
+
+// multiReader reads first, then rest (io.MultiReader without allocation).
+type multiReader struct {
+	first, rest io.Reader
+}
+
+func (m *multiReader) Read(p []byte) (int, error) {
+	if m.first != nil {
+		n, err := m.first.Read(p)
+		if err == io.EOF {
+			m.first = nil
+			err = nil
+		}
+		if n > 0 || err != nil {
+			return n, err
+		}
+	}
+	return m.rest.Read(p)
+}
+
 // bodyReader streams a request body from the client to a node, enforcing
 // the body size limit and the timeout between two reads (408).
 type bodyReader struct {
@@ -409,8 +548,12 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	if b.limit > 0 && b.n > b.limit {
 		return n, ErrBodyTooLarge
 	}
-	if err != nil && err != io.EOF && isTimeout(err) {
-		return n, ErrClientTimeout
+	if err != nil && err != io.EOF {
+		if isTimeout(err) {
+			return n, ErrClientTimeout
+		}
+		// A broken chunk or a client gone mid-body.
+		return n, fmt.Errorf("%w: %v", ErrBadRequestBody, err)
 	}
 	return n, err
 }

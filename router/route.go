@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
 	"github.com/edge-router/edge/config"
@@ -41,6 +42,10 @@ type route struct {
 
 	retryNonIdempotent bool
 	cache              *routeCache // nil: the route does not cache
+
+	access       *accessList // nil: every client may use the route
+	accessDenied prometheus.Counter
+	rate         *rateRule // nil: no rate limit
 
 	metrics *routeMetrics
 }

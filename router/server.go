@@ -46,6 +46,7 @@ type Server struct {
 	tlsMetrics *tlsMetrics
 	acme       atomic.Pointer[acmeManager] // nil without tls.acme
 	cache      cacheState
+	limits     *limitMetrics
 
 	snap      atomic.Pointer[snapshot]
 	accessLog atomic.Pointer[accessLogger]
@@ -85,6 +86,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.tlsMetrics = newTLSMetrics(s.metrics.reg, s)
+	s.limits = newLimitMetrics(s.metrics.reg, s.rejectedConnections)
 	if s.cache.store, err = cache.NewStore(cache.StoreConfig{MaxBytes: int64(cfg.Cache.Size)}); err != nil {
 		return nil, fmt.Errorf("creating the cache store: %w", err)
 	}
@@ -147,8 +149,17 @@ func (s *Server) Start() error {
 	if cfg.TLS.ACME != nil {
 		s.startACME(cfg)
 	}
+	var perIP *connLimiter // shared by every public listener
+	if n := cfg.Server.MaxConnectionsPerIP; n > 0 {
+		perIP = newConnLimiter(n)
+	}
+	refused := s.limits.triggered.WithLabelValues(limitConnsPerIP, "")
 	for _, l := range s.public {
-		var wrapped net.Listener = &sendTimeoutListener{Listener: l.ln, sendTimeout: cfg.Server.SendTimeout.D()}
+		var inner = l.ln
+		if perIP != nil {
+			inner = newLimitListener(inner, perIP, refused.Inc)
+		}
+		var wrapped net.Listener = &sendTimeoutListener{Listener: inner, sendTimeout: cfg.Server.SendTimeout.D()}
 		if l.tls {
 			wrapped = &tlsListener{Listener: wrapped, config: s.baseTLSConfig(), metrics: s.tlsMetrics}
 		}
@@ -360,7 +371,8 @@ func (s *Server) warnRestartOnly(cfg *config.Config) {
 		start.Server.ReadHeaderTimeout != cfg.Server.ReadHeaderTimeout ||
 		start.Server.IdleTimeout != cfg.Server.IdleTimeout ||
 		start.Server.SendTimeout != cfg.Server.SendTimeout ||
-		start.Server.MaxConnections != cfg.Server.MaxConnections {
+		start.Server.MaxConnections != cfg.Server.MaxConnections ||
+		start.Server.MaxConnectionsPerIP != cfg.Server.MaxConnectionsPerIP {
 		s.log.Warn("listeners, admin and server timeouts/buffer sizes changed; they take effect on restart")
 	}
 }
@@ -399,6 +411,18 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		acm.stop()
 	}
 	return errors.Join(errs...)
+}
+
+// rejectedConnections is the number of client connections refused because
+// server.max_connections were open, over every public listener.
+func (s *Server) rejectedConnections() float64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n uint32
+	for _, l := range s.public {
+		n += l.srv.GetRejectedConnectionsCount()
+	}
+	return float64(n)
 }
 
 // Addrs returns the bound addresses of the public listeners, in

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
 	"github.com/edge-router/edge/config"
@@ -39,6 +40,13 @@ type snapshot struct {
 
 	links map[string]*nodeLink // by linkKey, for the next reload
 	purge purgeACL             // who may send PURGE; off when empty
+
+	paths            pathPolicy
+	maxFields        int       // header fields per request
+	maxReqsPerConn   uint64    // 0: no limit
+	rate             *rateRule // per client, before routing; nil: off
+	limitHeaderCount prometheus.Counter
+	limitReqsPerConn prometheus.Counter
 }
 
 // pool is a compiled upstream: its nodes and how to choose among them.
@@ -157,7 +165,22 @@ func (s *Server) buildSnapshot(cfg *config.Config, prev *snapshot) (*snapshot, e
 		certs:       newCertificates(cfg.TLS.Certificates),
 		tlsConfig:   s.tlsConfigFor(cfg),
 		hsts:        hstsValue(cfg.TLS.HSTS),
+
+		paths:            newPathPolicy(cfg.Server),
+		maxFields:        cfg.Server.MaxHeaderCount,
+		maxReqsPerConn:   uint64(cfg.Server.MaxRequestsPerConnection),
+		limitHeaderCount: s.limits.triggered.WithLabelValues(limitHeaderCount, ""),
+		limitReqsPerConn: s.limits.triggered.WithLabelValues(limitReqsPerConn, ""),
 	}
+	var prevRate *rateRule
+	prevRoutes := map[string]*route{}
+	if prev != nil {
+		prevRate = prev.rate
+		for _, r := range prev.routes {
+			prevRoutes[r.name] = r
+		}
+	}
+	snap.rate = newRateRule(cfg.Server.RateLimit, prevRate, s.limits.triggered.WithLabelValues(limitRate, ""))
 	if cfg.TLS.RedirectHTTP {
 		const name = "_redirect_http"
 		snap.httpsRoute = &route{name: name, kind: actionRedirect, redirect: &redirect{kind: redirectHTTPS}, metrics: m.forRoute(name, "", nil)}
@@ -245,12 +268,23 @@ func (s *Server) buildSnapshot(cfg *config.Config, prev *snapshot) (*snapshot, e
 			requestRules:       compileHeaderRules(cr.RequestHeaders),
 			responseRules:      compileHeaderRules(cr.ResponseHeaders),
 			retryNonIdempotent: cr.RetryNonIdempotent,
+			access:             newAccessList(cr.Access),
+		}
+		if r.access != nil {
+			r.accessDenied = s.limits.triggered.WithLabelValues(limitAccess, cr.Name)
+		}
+		if cr.RateLimit != nil {
+			var prevRule *rateRule
+			if p := prevRoutes[cr.Name]; p != nil {
+				prevRule = p.rate
+			}
+			r.rate = newRateRule(cr.RateLimit, prevRule, s.limits.triggered.WithLabelValues(limitRate, cr.Name))
 		}
 		if cr.Match.Path != "" {
-			r.exactPath = []byte(cr.Match.Path)
+			r.exactPath = canonicalConfigPath(cr.Match.Path)
 		}
 		if cr.Match.PathPrefix != "" {
-			r.pathPrefix = []byte(cr.Match.PathPrefix)
+			r.pathPrefix = canonicalConfigPath(cr.Match.PathPrefix)
 		}
 		for _, meth := range cr.Match.Methods {
 			r.methods = append(r.methods, []byte(meth))
@@ -326,6 +360,7 @@ func newNodeLink(name, address string, up *config.Upstream) *nodeLink {
 		},
 		NoDefaultUserAgentHeader:      true,
 		DisableHeaderNamesNormalizing: false,
+		DisablePathNormalizing:        true, // the path was normalised before routing; it is sent as routed
 		MaxConns:                      up.MaxConnsPerNode,
 		MaxConnWaitTimeout:            up.ConnWaitTimeout.D(),
 		MaxIdleConnDuration:           up.IdleTimeout.D(),
