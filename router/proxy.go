@@ -24,7 +24,8 @@ type scratch struct {
 	key  []byte
 	buf  []byte
 	xff  []byte
-	path []byte // the normalised path, as routed and sent
+	path []byte  // the normalised path, as routed and sent
+	cand []int32 // candidate routes (routeList.match)
 	body bodyReader
 
 	ahead  []byte // a chunked body read ahead (readAhead)
@@ -148,12 +149,7 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 	if out.route == nil {
 		sc.host = normalizeHost(sc.host, ctx.Request.Header.Host())
-		for _, r := range snap.hosts.candidates(sc.host) {
-			if r.matches(ctx, path) {
-				out.route = r
-				break
-			}
-		}
+		out.route, sc.cand = snap.hosts.candidates(sc.host).match(ctx, path, sc.cand)
 	}
 	r := out.route
 	if r == nil {

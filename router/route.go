@@ -108,27 +108,29 @@ func (r *route) matches(ctx *fasthttp.RequestCtx, path []byte) bool {
 // looking at routes for other hosts: exact names by map, "*.example.com" by
 // looking up each suffix of the host, routes without hosts everywhere.
 type hostIndex struct {
-	exact    map[string][]*route // host → candidates (exact, matching wildcards, hostless)
-	wildcard map[string][]*route // ".example.com" → candidates (wildcards that are suffixes, hostless)
-	any      []*route            // routes without a host condition
+	exact    map[string]routeList // host → candidates (exact, matching wildcards, hostless)
+	wildcard map[string]routeList // ".example.com" → candidates (wildcards that are suffixes, hostless)
+	any      routeList            // routes without a host condition
 }
 
 func buildHostIndex(routes []*route, cfgRoutes []*config.Route) *hostIndex {
-	idx := &hostIndex{exact: map[string][]*route{}, wildcard: map[string][]*route{}}
+	idx := &hostIndex{exact: map[string]routeList{}, wildcard: map[string]routeList{}}
 	// Collect every host name and wildcard suffix named anywhere.
+	var hostless []*route
 	for i, cr := range cfgRoutes {
 		if len(cr.Match.Hosts) == 0 {
-			idx.any = append(idx.any, routes[i])
+			hostless = append(hostless, routes[i])
 			continue
 		}
 		for _, h := range cr.Match.Hosts {
 			if suffix, ok := strings.CutPrefix(h, "*"); ok {
-				idx.wildcard[suffix] = nil
+				idx.wildcard[suffix] = routeList{}
 			} else {
-				idx.exact[h] = nil
+				idx.exact[h] = routeList{}
 			}
 		}
 	}
+	idx.any = newRouteList(hostless)
 	matchesHost := func(cr *config.Route, host string, isSuffix bool) bool {
 		if len(cr.Match.Hosts) == 0 {
 			return true
@@ -145,25 +147,26 @@ func buildHostIndex(routes []*route, cfgRoutes []*config.Route) *hostIndex {
 		}
 		return false
 	}
-	for host := range idx.exact {
+	collect := func(host string, isSuffix bool) routeList {
+		var rs []*route
 		for i, cr := range cfgRoutes {
-			if matchesHost(cr, host, false) {
-				idx.exact[host] = append(idx.exact[host], routes[i])
+			if matchesHost(cr, host, isSuffix) {
+				rs = append(rs, routes[i])
 			}
 		}
+		return newRouteList(rs)
+	}
+	for host := range idx.exact {
+		idx.exact[host] = collect(host, false)
 	}
 	for suffix := range idx.wildcard {
-		for i, cr := range cfgRoutes {
-			if matchesHost(cr, suffix, true) {
-				idx.wildcard[suffix] = append(idx.wildcard[suffix], routes[i])
-			}
-		}
+		idx.wildcard[suffix] = collect(suffix, true)
 	}
 	return idx
 }
 
 // candidates returns the routes to try for a lower-case host without port.
-func (idx *hostIndex) candidates(host []byte) []*route {
+func (idx *hostIndex) candidates(host []byte) routeList {
 	if len(idx.exact) > 0 {
 		if rs, ok := idx.exact[string(host)]; ok {
 			return rs
