@@ -12,6 +12,7 @@
 //	edge-deploy [-config FILE | -root DIR] agent [--listen 127.0.0.1:9902] [--token T]
 //	edge-deploy rollout ...
 //	edge-deploy version
+//	edge-deploy completion bash|zsh|fish
 //
 // Exit codes: 0 success, 1 failure, 2 bad usage, 3 busy (another
 // operation holds the node's lock).
@@ -28,7 +29,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"sync"
 	"syscall"
@@ -76,6 +76,7 @@ node commands (each takes the node's lock, runs recover first, and
 other commands:
   rollout ...           deploy a release across an edge pool (edge-deploy rollout -h)
   version               print the version
+  completion SHELL      print a completion script for bash, zsh or fish
 
 global flags (also accepted after the command):
   -config FILE          deploy configuration (YAML)
@@ -122,6 +123,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, versionString())
 		return exitOK
+	case "completion":
+		return cmdCompletion(rest, stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		fmt.Fprint(stdout, usageText)
 		return exitOK
@@ -129,18 +132,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "edge-deploy: unknown command %q\n", cmd)
 	fmt.Fprint(stderr, usageText)
 	return exitUsage
-}
-
-func versionString() string {
-	rev := "unknown"
-	if info, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range info.Settings {
-			if s.Key == "vcs.revision" {
-				rev = s.Value
-			}
-		}
-	}
-	return fmt.Sprintf("edge-deploy %s (revision %s)", version, rev)
 }
 
 // globalFlags select the node.

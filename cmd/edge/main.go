@@ -4,6 +4,7 @@
 //	edge check  -config FILE   validate the file, print every problem, exit 1 on any
 //	edge reload [-admin ADDR] [-token T]   ask a running edge to reload its file
 //	edge version               print the version and build revision
+//	edge completion bash|zsh|fish   print a shell completion script
 package main
 
 import (
@@ -15,7 +16,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -46,6 +46,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, versionString())
 		return 0
+	case "completion":
+		return cmdCompletion(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		usage(stdout)
 		return 0
@@ -61,19 +63,8 @@ func usage(w io.Writer) {
   edge check  -config FILE              validate FILE and print every problem
   edge reload [-admin ADDR] [-token T]  reload a running edge through its admin API
   edge version                          print the version
+  edge completion bash|zsh|fish         print a shell completion script
 `)
-}
-
-func versionString() string {
-	rev := "unknown"
-	if info, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range info.Settings {
-			if s.Key == "vcs.revision" {
-				rev = s.Value
-			}
-		}
-	}
-	return fmt.Sprintf("edge %s (revision %s)", version, rev)
 }
 
 func configFlag(name string, args []string, stderr io.Writer) (string, bool) {
