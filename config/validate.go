@@ -1163,6 +1163,11 @@ func checkHeaderName(v *validator, p, name string) bool {
 
 func validateHeaderRules(v *validator, p string, h *HeaderRules, request bool) {
 	checkHeaderMap(v, p+".set", h.Set, "")
+	for name, value := range h.Set {
+		if strings.TrimSpace(value) == "" {
+			v.add(joinKey(p+".set", name), "empty value: use remove to delete the field")
+		}
+	}
 	if request {
 		checkHeaderMap(v, p+".add", h.Add, "cannot be added: a request has exactly one Host header; use set to change it")
 	} else {

@@ -1,8 +1,10 @@
 package router
 
 import (
+	"errors"
 	"net"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
@@ -107,6 +109,12 @@ func (l *sendTimeoutListener) Accept() (net.Conn, error) {
 	return sc, nil
 }
 
+// Read is the plain connection's: only writes slide. The request header
+// must arrive within read_header_timeout of its start however slowly it
+// trickles (slow-loris), and a streamed request body pushes its own
+// deadline between reads (bodyReader).
+func (c *sendTimeoutConn) Read(p []byte) (int, error) { return c.Conn.Read(p) }
+
 // SetWriteDeadline keeps the send timeout in force: fasthttp clears write
 // deadlines between requests when its own WriteTimeout is unset, and a
 // cleared deadline must not disable the inactivity bound.
@@ -115,4 +123,41 @@ func (c *sendTimeoutConn) SetWriteDeadline(t time.Time) error {
 		return nil
 	}
 	return c.slidingConn.SetWriteDeadline(t)
+}
+
+// retryListener keeps accepting through errors that pass: running out of
+// file descriptors (EMFILE, ENFILE), of buffer space, or a connection
+// aborted before it was accepted. fasthttp stops serving a listener at the
+// first Accept error, so without this a burst that exhausts descriptors
+// would end the listener for good. It waits 5 ms, doubling up to 1 s, as
+// net/http does, and calls onError at most once a second.
+type retryListener struct {
+	net.Listener
+	onError func(error)
+	lastLog atomic.Int64
+}
+
+func (l *retryListener) Accept() (net.Conn, error) {
+	var delay time.Duration
+	for {
+		c, err := l.Listener.Accept()
+		if err == nil || !acceptErrorPasses(err) {
+			return c, err
+		}
+		if now := time.Now().UnixNano(); now-l.lastLog.Load() > int64(time.Second) {
+			l.lastLog.Store(now)
+			if l.onError != nil {
+				l.onError(err)
+			}
+		}
+		delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+		time.Sleep(delay)
+	}
+}
+
+// acceptErrorPasses reports whether an Accept error is worth retrying.
+func acceptErrorPasses(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) ||
+		errors.Is(err, syscall.ENOBUFS) || errors.Is(err, syscall.ENOMEM) ||
+		errors.Is(err, syscall.ECONNABORTED)
 }

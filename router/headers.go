@@ -324,6 +324,10 @@ func (r *headerRules) apply(h headerEditor) {
 		h.DelBytes(name)
 	}
 	for _, kv := range r.set {
+		// Delete first: Set replaces only the first of several lines (a
+		// client sending the field twice would keep its second value), and
+		// merges a request's Cookie with the client's cookies.
+		h.DelBytes(kv[0])
 		h.SetBytesKV(kv[0], kv[1])
 	}
 	for _, kv := range r.add {

@@ -155,7 +155,9 @@ func (s *Server) Start() error {
 	}
 	refused := s.limits.triggered.WithLabelValues(limitConnsPerIP, "")
 	for _, l := range s.public {
-		var inner = l.ln
+		var inner net.Listener = &retryListener{Listener: l.ln, onError: func(err error) {
+			s.log.Error("accepting connections; retrying", "listener", l.name, "error", err)
+		}}
 		if perIP != nil {
 			inner = newLimitListener(inner, perIP, refused.Inc)
 		}

@@ -147,6 +147,11 @@ func roundTrip[C pooledConn](t *transport, hc *fasthttp.HostClient, req *fasthtt
 		cl = -1
 	}
 	resp.SetBodyStream(body, cl)
+	// The header goes out at once, not with the first 16 KiB of body: a
+	// client sees a slow answer start. (A fixed-length body itself passes
+	// through fasthttp's 16 KiB write buffer; a chunked one is flushed
+	// chunk by chunk.)
+	resp.ImmediateHeaderFlush = true
 	return true, nil
 }
 
