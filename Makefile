@@ -3,7 +3,7 @@ GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build test demo bench bench-go bench-load bench-failover bench-tls bench-cache lint fuzz help clean cache-tests
+.PHONY: all build test demo bench bench-go bench-load bench-failover bench-tls bench-cache bench-peers lint fuzz help clean cache-tests
 
 all: build
 
@@ -17,11 +17,12 @@ help:
 	@echo "make lint        gofmt check, go vet and staticcheck (fetched through the module proxy)"
 	@echo "make fuzz        run each fuzz target for FUZZTIME (default 30s)"
 	@echo "make bench-cache cache hits against HAProxy, nginx and Varnish caches (peers from apt)"
+	@echo "make bench-peers edge vs HAProxy/nginx/Varnish/Caddy, every scenario, one table + chart (DUR, RATE, RUNS, SCENARIOS, PEERS, OUT)"
 	@echo "make cache-tests the cache-tests.fyi conformance suite against edge (needs npm)"
 
 build:
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/edge ./cmd/edge
-	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/edge-deploy ./cmd/edge-deploy
+	$(GO) build -trimpath -buildvcs=auto -ldflags '$(LDFLAGS)' -o bin/edge ./cmd/edge
+	$(GO) build -trimpath -buildvcs=auto -ldflags '$(LDFLAGS)' -o bin/edge-deploy ./cmd/edge-deploy
 
 test:
 	$(GO) vet ./...
@@ -66,3 +67,6 @@ cache-tests:
 
 bench-cache:
 	bash bench/cache.sh
+
+bench-peers:
+	bash bench/peers.sh

@@ -1,5 +1,5 @@
 # shellcheck shell=bash
-# bench/lib.sh — helpers shared by bench/run.sh, bench/failover.sh and bench/tls.sh.
+# bench/lib.sh — helpers shared by the bench/*.sh harnesses (run, failover, tls, cache, peers).
 #
 # Sourced, not run:  source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 # Sourcing only defines functions and HZ (no traps, files or processes), so it is safe
@@ -7,8 +7,9 @@
 # this file during a run cannot break that run either.
 #
 # Globals the caller sets:   LOG_TAG (log prefix, default "bench"); ROOT (repo root, the
-#                            working directory) for build_edge; BIN (built binaries) for
-#                            start_origins; QUIET_MAX and QUIET_WAIT for wait_quiet.
+#                            working directory) for build_edge; BIN (built binaries) and
+#                            optionally ORIGIN_BIN / ORIGIN_TAG for start_origins; QUIET_MAX
+#                            and QUIET_WAIT for wait_quiet.
 # Globals set here:          RUNDIR and PIDS (track_processes), SPID (start_bg),
 #                            LOAD_PIN, SUT_PIN and LAYOUT (pin_layout), EDGE_BIN (build_edge),
 #                            ORIGIN_PIDS (start_origins), HZ.
@@ -75,6 +76,17 @@ start_bg() {  # [-a] name cmd... — output to RUNDIR/name.log (-a: appended to 
   SPID=$!
   PIDS+=("$SPID")
 }
+run_waited() {  # name cmd... — start_bg, then wait for it (a tracked foreground run: stopped
+                # by PID if this script is interrupted); returns its exit status
+  local rc=0
+  start_bg "$@"
+  wait "$SPID" || rc=$?
+  forget_pid "$SPID"
+  return "$rc"
+}
+result_field() {  # file key — the value of key=value in a load generator's result line ("" if absent)
+  { grep -o "\\b$2=[^ ]*" "$1" 2>/dev/null || true; } | head -1 | cut -d= -f2
+}
 port_open() { (exec 3<>"/dev/tcp/${1%:*}/${1##*:}") 2>/dev/null; }
 need_free_ports() {  # host:port... — dies if one already accepts connections
   local a
@@ -138,15 +150,15 @@ EOF
 }
 
 # ---------------------------------------------------------------- origins (../shared/bench/backend)
-start_origins() {  # host:port... — origins o1, o2, ... (BIN/origin, SUT_PIN), each waited for;
-                   # sets ORIGIN_PIDS
-  local a i=0
+start_origins() {  # host:port... — origins o1, o2, ... (ORIGIN_BIN [BIN/origin], SUT_PIN), each
+                   # waited for, logs RUNDIR/<ORIGIN_TAG [origin]>N.log; sets ORIGIN_PIDS
+  local a i=0 bin=${ORIGIN_BIN:-$BIN/origin} tag=${ORIGIN_TAG:-origin}
   ORIGIN_PIDS=()
   for a in "$@"; do
     i=$((i + 1))
-    start_bg "origin$i" "${SUT_PIN[@]}" "$BIN/origin" -addr "$a" -name "o$i"
+    start_bg "$tag$i" "${SUT_PIN[@]}" "$bin" -addr "$a" -name "o$i"
     ORIGIN_PIDS+=("$SPID")
-    wait_port "$a" "$SPID" || { cat "$RUNDIR/origin$i.log" >&2; die "origin $a did not start"; }
+    wait_port "$a" "$SPID" || { cat "$RUNDIR/$tag$i.log" >&2; die "origin $a did not start"; }
   done
 }
 origin_stats() {  # host:port — "requests newconns" of one origin (its /__stats is not counted)
