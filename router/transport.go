@@ -101,7 +101,7 @@ func roundTrip[C pooledConn](t *transport, hc *fasthttp.HostClient, req *fasthtt
 			// connection, typically the node closing it while idle.
 			return false, &resetError{node: t.node, sent: true, reused: reused, err: err}
 		}
-		return false, err
+		return false, malformedAnswer(t.node, err)
 	}
 	reuse := !req.Header.ConnectionClose() && !resp.Header.ConnectionClose()
 	status := resp.StatusCode()
@@ -122,7 +122,7 @@ func roundTrip[C pooledConn](t *transport, hc *fasthttp.HostClient, req *fasthtt
 		hc.ReleaseReader(br)
 		if err != nil {
 			closeConn(hc, cc)
-			return false, err
+			return false, malformedAnswer(t.node, err)
 		}
 		if reuse {
 			release(hc, cc)
@@ -153,6 +153,18 @@ func roundTrip[C pooledConn](t *transport, hc *fasthttp.HostClient, req *fasthtt
 	// chunk by chunk.)
 	resp.ImmediateHeaderFlush = true
 	return true, nil
+}
+
+// malformedAnswer classifies a failure to read a node's answer before any
+// of it reached the client (a garbage status line or header, a body of up
+// to 64 KiB cut short): like a connection reset after the request was
+// sent, it counts against the node and may be retried on another node
+// under the pool's retries (on: reset). A timeout stays a timeout.
+func malformedAnswer(node string, err error) error {
+	if isTimeout(err) {
+		return err
+	}
+	return &resetError{node: node, sent: true, reused: false, err: err}
 }
 
 const (
