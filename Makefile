@@ -3,7 +3,7 @@ GO       ?= go
 VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 
-.PHONY: all build test demo bench bench-go bench-load bench-failover bench-tls bench-cache bench-peers lint fuzz help clean cache-tests
+.PHONY: all build test demo bench bench-go bench-load bench-failover bench-tls bench-cache bench-peers bench-soak lint fuzz help clean cache-tests
 
 all: build
 
@@ -18,6 +18,7 @@ help:
 	@echo "make fuzz        run each fuzz target for FUZZTIME (default 30s)"
 	@echo "make bench-cache cache hits against HAProxy, nginx and Varnish caches (peers from apt)"
 	@echo "make bench-peers edge vs HAProxy/nginx/Varnish/Caddy, every scenario, one table + chart (DUR, RATE, RUNS, SCENARIOS, PEERS, OUT)"
+	@echo "make bench-soak  10 min of mixed load, slow/aborting clients, a misbehaving node: edge's RSS, goroutines, fds stay flat and no well-behaved request fails (DUR, SOAK_ARGS)"
 	@echo "make cache-tests the cache-tests.fyi conformance suite against edge (needs npm)"
 
 build:
@@ -70,3 +71,6 @@ bench-cache:
 
 bench-peers:
 	bash bench/peers.sh
+
+bench-soak:
+	DUR=$${DUR:-10m} bash bench/soak.sh $(SOAK_ARGS)
