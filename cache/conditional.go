@@ -328,10 +328,14 @@ func startResponse(h *fasthttp.ResponseHeader, status int, date int64, buf []byt
 // appendAge adds the Age field for e at now (RFC 9111 §5.1: whole
 // seconds, at most 2^31).
 func appendAge(h *fasthttp.ResponseHeader, e *Entry, now time.Time, buf []byte) []byte {
-	age := min(int64(e.Age(now)/time.Second), maxDeltaSeconds)
-	buf = strconv.AppendInt(buf[:0], age, 10)
+	buf = strconv.AppendInt(buf[:0], ageSeconds(e, now), 10)
 	h.AddBytesKV(ageName, buf)
 	return buf
+}
+
+// ageSeconds is the Age field's value for e at now.
+func ageSeconds(e *Entry, now time.Time) int64 {
+	return min(int64(e.Age(now)/time.Second), maxDeltaSeconds)
 }
 
 var (
@@ -359,6 +363,12 @@ func (e *Entry) Write(resp *fasthttp.Response, now time.Time, buf []byte) []byte
 // writeHeader writes status, e's fields (but Date, which startResponse
 // makes, and Content-Range when ranged) and Age.
 func (e *Entry) writeHeader(h *fasthttp.ResponseHeader, status int, now time.Time, buf []byte, ranged bool) []byte {
+	buf = e.writeFields(h, status, buf, ranged)
+	return appendAge(h, e, now, buf)
+}
+
+// writeFields is writeHeader without Age.
+func (e *Entry) writeFields(h *fasthttp.ResponseHeader, status int, buf []byte, ranged bool) []byte {
 	buf = startResponse(h, status, e.Date, buf)
 	for _, f := range e.Header {
 		if equalFold(f.Name, "date") || ranged && equalFold(f.Name, "content-range") {
@@ -366,7 +376,7 @@ func (e *Entry) writeHeader(h *fasthttp.ResponseHeader, status int, now time.Tim
 		}
 		h.AddBytesKV(f.Name, f.Value)
 	}
-	return appendAge(h, e, now, buf)
+	return buf
 }
 
 // notModifiedFields are the fields a 304 carries (RFC 9110 §15.4.5),
@@ -382,6 +392,14 @@ var notModifiedFields = []string{"cache-control", "content-location", "etag", "e
 // with other readers of e.
 func (e *Entry) WriteNotModified(resp *fasthttp.Response, now time.Time, buf []byte) []byte {
 	h := &resp.Header
+	buf = e.writeNotModifiedFields(h, buf)
+	buf = appendAge(h, e, now, buf)
+	resp.ResetBody()
+	return buf
+}
+
+// writeNotModifiedFields writes a 304's status and fields for e, but Age.
+func (e *Entry) writeNotModifiedFields(h *fasthttp.ResponseHeader, buf []byte) []byte {
 	buf = startResponse(h, fasthttp.StatusNotModified, e.Date, buf)
 	for _, f := range e.Header {
 		keep := e.ETag == nil && equalFold(f.Name, "last-modified")
@@ -395,8 +413,6 @@ func (e *Entry) WriteNotModified(resp *fasthttp.Response, now time.Time, buf []b
 			h.AddBytesKV(f.Name, f.Value)
 		}
 	}
-	buf = appendAge(h, e, now, buf)
-	resp.ResetBody()
 	return buf
 }
 

@@ -310,23 +310,62 @@ type RequestDirectives struct {
 // requests (fasthttp's request header iterator uses the header's scratch
 // space).
 func ParseRequestDirectives(req *fasthttp.RequestHeader) RequestDirectives {
-	rd := RequestDirectives{MaxAge: -1, MaxStale: -1, MinFresh: -1}
-	hasCC, pragmaNoCache := false, false
+	return ReadRequest(req).Directives
+}
+
+// RequestInfo is what answering a request from the cache needs of its
+// fields. A plain value.
+type RequestInfo struct {
+	// Directives are as ParseRequestDirectives reads them.
+	Directives RequestDirectives
+	// Authorization says the request has credentials: its first
+	// Authorization line is not empty.
+	Authorization bool
+	// Conditional says it has If-None-Match or If-Modified-Since: without
+	// either, NotModified is false.
+	Conditional bool
+	// Ranged says it has Range: without it, RangeFor is not ok.
+	Ranged bool
+}
+
+// ReadRequest reads a request's fields for the cache in one pass. It
+// allocates nothing. Safe for concurrent use on distinct requests (as
+// ParseRequestDirectives).
+func ReadRequest(req *fasthttp.RequestHeader) RequestInfo {
+	ri := RequestInfo{Directives: RequestDirectives{MaxAge: -1, MaxStale: -1, MinFresh: -1}}
+	hasCC, pragmaNoCache, authSeen := false, false, false
 	for k, v := range req.All() {
-		switch {
-		case equalFold(k, "cache-control"):
-			hasCC = true
-			parseRequestCC(&rd, v)
-		case equalFold(k, "pragma"):
-			if !pragmaNoCache && pragmaHasNoCache(v) {
+		if len(k) == 0 {
+			continue
+		}
+		switch k[0] | 0x20 {
+		case 'c':
+			if equalFold(k, "cache-control") {
+				hasCC = true
+				parseRequestCC(&ri.Directives, v)
+			}
+		case 'p':
+			if equalFold(k, "pragma") && !pragmaNoCache && pragmaHasNoCache(v) {
 				pragmaNoCache = true
+			}
+		case 'a':
+			if !authSeen && equalFold(k, "authorization") {
+				authSeen, ri.Authorization = true, len(v) > 0
+			}
+		case 'i':
+			if equalFold(k, "if-none-match") || equalFold(k, "if-modified-since") {
+				ri.Conditional = true
+			}
+		case 'r':
+			if equalFold(k, "range") {
+				ri.Ranged = true
 			}
 		}
 	}
 	if !hasCC && pragmaNoCache {
-		rd.NoCache = true
+		ri.Directives.NoCache = true
 	}
-	return rd
+	return ri
 }
 
 func parseRequestCC(rd *RequestDirectives, b []byte) {

@@ -181,6 +181,71 @@ func TestParseRequestDirectivesAllocatesNothing(t *testing.T) {
 	}
 }
 
+// TestReadRequest: the flags ReadRequest reads beside the directives,
+// and that a request without Conditional (Ranged) is never answered by
+// NotModified (RangeFor), whatever the entry.
+func TestReadRequest(t *testing.T) {
+	tests := []struct {
+		name                      string
+		method                    string
+		fields                    []string
+		auth, conditional, ranged bool
+	}{
+		{name: "none"},
+		{name: "Authorization", fields: []string{"Authorization: Bearer x"}, auth: true},
+		{name: "lower-case Authorization", fields: []string{"authorization: Basic eA=="}, auth: true},
+		{name: "empty Authorization", fields: []string{"Authorization:"}},
+		{name: "empty first Authorization line", fields: []string{"Authorization:", "Authorization: Basic eA=="}},
+		{name: "If-None-Match", fields: []string{`If-None-Match: "v1"`}, conditional: true},
+		{name: "If-Modified-Since", fields: []string{"If-Modified-Since: " + ptAt(0)}, conditional: true},
+		{name: "If-Match is not", fields: []string{`If-Match: "v1"`, "If-Unmodified-Since: " + ptAt(0)}},
+		{name: "Range", fields: []string{"Range: bytes=0-1"}, ranged: true},
+		{name: "Range and If-Range", fields: []string{"Range: bytes=0-1", `If-Range: "v1"`}, ranged: true},
+		{name: "If-Range alone", fields: []string{`If-Range: "v1"`}},
+		{name: "HEAD with all", method: "HEAD", fields: []string{"Authorization: x", `If-None-Match: *`, "Range: bytes=-1", "Cookie: a=b", "Cache-Control: no-cache"},
+			auth: true, conditional: true, ranged: true},
+	}
+	entries := []*Entry{ctEntry(nil), ctEntry(func(e *Entry) { e.ETag = nil }), ctEntry(func(e *Entry) { e.Status = 404 })}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			method := tc.method
+			if method == "" {
+				method = "GET"
+			}
+			req := ptReq(t, method, "/", tc.fields...)
+			ri := ReadRequest(req)
+			if ri.Authorization != tc.auth || ri.Conditional != tc.conditional || ri.Ranged != tc.ranged {
+				t.Errorf("got %+v, want auth %v, conditional %v, ranged %v", ri, tc.auth, tc.conditional, tc.ranged)
+			}
+			if peeked := len(req.Peek("Authorization")) > 0; ri.Authorization != peeked {
+				t.Errorf("Authorization %v, but Peek finds %v", ri.Authorization, peeked)
+			}
+			if ri.Directives != ParseRequestDirectives(req) {
+				t.Errorf("directives %+v, ParseRequestDirectives %+v", ri.Directives, ParseRequestDirectives(req))
+			}
+			for _, e := range entries {
+				if !ri.Conditional && NotModified(e, req) {
+					t.Errorf("not Conditional, but NotModified")
+				}
+				if _, _, ok, unsatisfiable := RangeFor(e, req); !ri.Ranged && (ok || unsatisfiable) {
+					t.Errorf("not Ranged, but RangeFor is ok")
+				}
+			}
+		})
+	}
+}
+
+func TestReadRequestAllocatesNothing(t *testing.T) {
+	req := ptReq(t, "GET", "/", "Cache-Control: max-age=10", "Authorization: x", "Cookie: a=b", `If-None-Match: "a"`, "Range: bytes=1-2")
+	var ri RequestInfo
+	if n := testing.AllocsPerRun(1000, func() { ri = ReadRequest(req) }); n != 0 {
+		t.Errorf("%v allocations per call", n)
+	}
+	if ri.Directives.MaxAge != 10 || !ri.Authorization || !ri.Conditional || !ri.Ranged {
+		t.Errorf("read %+v", ri)
+	}
+}
+
 func TestParseAge(t *testing.T) {
 	tests := []struct {
 		name, in string
@@ -265,6 +330,35 @@ func FuzzParseTargeted(f *testing.F) {
 		}
 		if string(in) != s {
 			t.Fatalf("input modified")
+		}
+	})
+}
+
+// BenchmarkReadRequest is the reading of a browser's request for a hit:
+// ReadRequest's one pass against a pass per question.
+func BenchmarkReadRequest(b *testing.B) {
+	req := ptReq(b, "GET", "/p/1", "User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+		"Accept: text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", "Accept-Language: en-US,en;q=0.5",
+		"Accept-Encoding: gzip, deflate, br", "Connection: keep-alive", "Cookie: session=0123456789abcdef; theme=dark; consent=yes",
+		"Upgrade-Insecure-Requests: 1", "Sec-Fetch-Dest: document", "Sec-Fetch-Mode: navigate", "Sec-Fetch-Site: none", "Priority: u=0, i")
+	e := ctEntry(nil)
+	b.Run("passes", func(b *testing.B) {
+		for b.Loop() {
+			_ = ParseRequestDirectives(req)
+			_ = len(req.Peek("Authorization")) > 0
+			_ = NotModified(e, req)
+			_, _, _, _ = RangeFor(e, req)
+		}
+	})
+	b.Run("ReadRequest", func(b *testing.B) {
+		for b.Loop() {
+			ri := ReadRequest(req)
+			if ri.Conditional {
+				_ = NotModified(e, req)
+			}
+			if ri.Ranged {
+				_, _, _, _ = RangeFor(e, req)
+			}
 		}
 	})
 }

@@ -59,10 +59,6 @@ type Entry struct {
 	// Heuristic says Lifetime came from §4.2.2 heuristics (or the route's
 	// default TTL), not from the response.
 	Heuristic bool
-	// StaleWhileRevalidate and StaleIfError are the windows past Lifetime
-	// in which the entry may be served stale (RFC 5861), from the
-	// response or the route's defaults.
-	StaleWhileRevalidate, StaleIfError time.Duration
 	// NoStale forbids serving the entry stale at all (must-revalidate,
 	// proxy-revalidate or s-maxage: RFC 9111 §5.2.2.2, §5.2.2.8, §5.2.2.10).
 	NoStale bool
@@ -71,6 +67,10 @@ type Entry struct {
 	// AuthOK lets the entry answer a request with Authorization (public,
 	// s-maxage or must-revalidate: RFC 9111 §3.5).
 	AuthOK bool
+	// StaleWhileRevalidate and StaleIfError are the windows past Lifetime
+	// in which the entry may be served stale (RFC 5861), from the
+	// response or the route's defaults.
+	StaleWhileRevalidate, StaleIfError time.Duration
 	// ETag and LastModified are the validators, nil when absent.
 	ETag, LastModified []byte
 	// Retain is how long after ResponseTime the store holds the entry:
@@ -83,6 +83,8 @@ type Entry struct {
 
 	// softPurged is the Unix nanosecond time of a soft purge, 0 if none.
 	softPurged atomic.Int64
+	// id tells entries apart for HitWriter, 0 until it first writes one.
+	id atomic.Uint64
 }
 
 // SoftPurge marks the entry stale as of now: it is served only where a

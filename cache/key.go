@@ -137,8 +137,12 @@ func appendHost(dst, scheme, host []byte) []byte {
 	if len(name) > 0 && name[len(name)-1] == '.' {
 		name = name[:len(name)-1]
 	}
-	for _, c := range name {
-		dst = append(dst, lower(c))
+	if hasUpper(name) {
+		for _, c := range name {
+			dst = append(dst, lower(c))
+		}
+	} else {
+		dst = append(dst, name...)
 	}
 	switch {
 	case port == nil:
@@ -151,6 +155,15 @@ func appendHost(dst, scheme, host []byte) []byte {
 		dst = append(dst, port...)
 	}
 	return dst
+}
+
+func hasUpper(b []byte) bool {
+	for _, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			return true
+		}
+	}
+	return false
 }
 
 // nextParam splits the first parameter off a query.

@@ -103,11 +103,17 @@ func (s *Server) proxyCached(ctx *fasthttp.RequestCtx, snap *snapshot, r *route,
 		return
 	}
 
-	now := time.Now()
+	// The response is still as the server handed it over: its settings
+	// are those of every public listener's responses.
+	s.cache.hits.Seed(&ctx.Response.Header)
+	now := ctx.Time() // when the server read the request
+	if now.IsZero() {
+		now = time.Now()
+	}
 	req := &ctx.Request
 	sc.key = appendCacheKey(sc.key[:0], rc, ctx)
-	rd := cache.ParseRequestDirectives(&req.Header)
-	hasAuth := len(req.Header.PeekBytes(hdrAuthorization)) > 0
+	ri := cache.ReadRequest(&req.Header)
+	rd, hasAuth := ri.Directives, ri.Authorization
 	store := s.cache.store
 	var e *cache.Entry
 	e, sc.buf = store.Lookup(sc.key, &req.Header, sc.buf)
@@ -120,17 +126,17 @@ func (s *Server) proxyCached(ctx *fasthttp.RequestCtx, snap *snapshot, r *route,
 		switch cache.Usable(e, rd, hasAuth, now) {
 		case cache.UseFresh:
 			rc.metrics.hit.Inc()
-			s.serveStored(ctx, e, now, sc, "")
+			s.serveStored(ctx, e, now, sc, "", &ri)
 			return
 		case cache.UseStale:
 			rc.metrics.servedStale(staleMaxStale)
-			s.serveStored(ctx, e, now, sc, "")
+			s.serveStored(ctx, e, now, sc, "", &ri)
 			return
 		}
 		if cache.StaleAllowed(e, rd, hasAuth) && cache.CanServeStaleWhileRevalidate(e, now) {
 			rc.metrics.servedStale(staleWhileRevalidate)
-			s.refreshInBackground(ctx, snap, r, e)
-			s.serveStored(ctx, e, now, sc, "")
+			s.refreshInBackground(ctx, snap, r, e) // changes the request
+			s.serveStored(ctx, e, now, sc, "", nil)
 			return
 		}
 	}
@@ -157,7 +163,7 @@ func (s *Server) proxyCached(ctx *fasthttp.RequestCtx, snap *snapshot, r *route,
 				ok, sc.buf = w.Matches(&req.Header, sc.buf)
 				if now = time.Now(); ok && cache.Usable(w, rd, hasAuth, now) == cache.UseFresh {
 					rc.metrics.hit.Inc()
-					s.serveStored(ctx, w, now, sc, "")
+					s.serveStored(ctx, w, now, sc, "", &ri)
 					return
 				}
 			}
@@ -233,7 +239,7 @@ func (s *Server) fetchForCache(ctx *fasthttp.RequestCtx, snap *snapshot, r *rout
 			}
 			rc.metrics.servedStale(reason)
 			out.err = nil
-			s.serveStored(ctx, stale, respTime, sc, "stale")
+			s.serveStored(ctx, stale, respTime, sc, "stale", nil)
 			return
 		}
 		if err != nil {
@@ -255,7 +261,7 @@ func (s *Server) fetchForCache(ctx *fasthttp.RequestCtx, snap *snapshot, r *rout
 			rc.metrics.stores.Inc()
 		}
 		fl.done(fresh)
-		s.serveStored(ctx, fresh, respTime, sc, "stale")
+		s.serveStored(ctx, fresh, respTime, sc, "stale", nil)
 		return
 	}
 
@@ -366,42 +372,61 @@ func (es *entrySink) end(err error) {
 // serveStored answers from a stored response: 304 to a client's matching
 // conditional, 206/416 to a range, else the whole response (RFC 9111
 // §4.3.2, RFC 9110 §13, §14). fwd is the Cache-Status fwd parameter, ""
-// for a plain hit. It allocates nothing.
-func (s *Server) serveStored(ctx *fasthttp.RequestCtx, e *cache.Entry, now time.Time, sc *scratch, fwd string) {
-	// Write and its siblings replace the whole response (closing a node's
-	// streamed body) but keep the server's no-default-Date setting, which
-	// a Reset would drop.
+// for a plain hit. ri is what cache.ReadRequest read of the request, if
+// the request has not changed since (nil: read it again). It allocates
+// nothing.
+func (s *Server) serveStored(ctx *fasthttp.RequestCtx, e *cache.Entry, now time.Time, sc *scratch, fwd string, ri *cache.RequestInfo) {
+	// hits' writers replace the whole response (closing a node's streamed
+	// body) and give it the public listeners' settings (no Date or
+	// Content-Type of fasthttp's own), which a Reset would have dropped.
 	resp := &ctx.Response
 	req := &ctx.Request.Header
+	// Cache-Status (RFC 9211) goes with the stored fields: the writer
+	// keeps it, and Age, with the header it copies.
+	var csBuf [64]byte
+	cs := cache.Field{Name: hdrCacheStatus, Value: appendHitStatus(csBuf[:0], fwd, e.TTL(now))}
+	hits := &s.cache.hits
 	switch {
-	case cache.NotModified(e, req):
-		sc.buf = e.WriteNotModified(resp, now, sc.buf)
+	case (ri == nil || ri.Conditional) && cache.NotModified(e, req):
+		sc.buf = hits.WriteNotModified(e, resp, now, sc.buf, cs)
 	default:
-		if start, end, ok, unsatisfiable := cache.RangeFor(e, req); ok || unsatisfiable {
-			sc.buf = e.WriteRange(resp, start, end, unsatisfiable, now, sc.buf)
-		} else {
-			sc.buf = e.Write(resp, now, sc.buf)
+		if ri == nil || ri.Ranged {
+			if start, end, ok, unsatisfiable := cache.RangeFor(e, req); ok || unsatisfiable {
+				sc.buf = hits.WriteRange(e, resp, start, end, unsatisfiable, now, sc.buf, cs)
+				break
+			}
 		}
+		sc.buf = hits.Write(e, resp, now, sc.buf, cs)
 	}
-	sc.buf = append(sc.buf[:0], cacheName...)
-	if fwd == "" {
-		sc.buf = append(sc.buf, "; hit"...)
-	} else {
-		sc.buf = append(sc.buf, "; fwd="...)
-		sc.buf = append(sc.buf, fwd...)
-	}
-	sc.buf = append(sc.buf, "; ttl="...)
-	sc.buf = strconv.AppendInt(sc.buf, int64(e.TTL(now)/time.Second), 10)
-	resp.Header.SetBytesKV(hdrCacheStatus, sc.buf)
 	// The request ID is this request's, never the stored one of the
 	// request that filled the cache.
-	id := ctx.Request.Header.PeekBytes(hdrXRequestID)
+	id := ctx.Request.Header.PeekCanonical(hdrXRequestID)
 	if !validRequestID(id) {
 		sc.xff = s.ids.appendID(sc.xff[:0])
 		id = sc.xff
-		ctx.Request.Header.SetBytesKV(hdrXRequestID, id) // for the access log
+		if s.accessLog.Load().enabled() {
+			// For the access log, should a response rule remove the
+			// response's. (Nothing else reads it: a stored answer
+			// goes to no node.)
+			ctx.Request.Header.SetBytesKV(hdrXRequestID, id)
+		}
 	}
-	resp.Header.SetBytesKV(hdrXRequestID, id)
+	resp.Header.SetCanonical(hdrXRequestID, id)
+}
+
+// appendHitStatus appends the Cache-Status value (RFC 9211) of an answer
+// from the store: fwd is the fwd parameter ("" for a hit), ttl the
+// entry's freshness left.
+func appendHitStatus(dst []byte, fwd string, ttl time.Duration) []byte {
+	dst = append(dst, cacheName...)
+	if fwd == "" {
+		dst = append(dst, "; hit"...)
+	} else {
+		dst = append(dst, "; fwd="...)
+		dst = append(dst, fwd...)
+	}
+	dst = append(dst, "; ttl="...)
+	return strconv.AppendInt(dst, int64(ttl/time.Second), 10)
 }
 
 // appendCacheStatus appends a Cache-Status value (RFC 9211) for a request

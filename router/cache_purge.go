@@ -223,4 +223,7 @@ type cacheState struct {
 	store   *cache.Store
 	coal    *cache.Coalescer
 	metrics *cacheMetrics
+	// hits writes stored responses for the public listeners, whose
+	// servers all have the same settings (newPublicServer).
+	hits cache.HitWriter
 }
