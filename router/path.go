@@ -56,8 +56,8 @@ func (pp pathPolicy) normalize(dst, p []byte) ([]byte, error) {
 		if i+2 >= len(p) {
 			return dst[:base], errBadPercent
 		}
-		hi, ok1 := unhex(p[i+1])
-		lo, ok2 := unhex(p[i+2])
+		hi, ok1 := hexValue(p[i+1])
+		lo, ok2 := hexValue(p[i+2])
 		if !ok1 || !ok2 {
 			return dst[:base], errBadPercent
 		}
@@ -120,18 +120,6 @@ func (pp pathPolicy) removeDots(b []byte) []byte {
 
 const upperHex = "0123456789ABCDEF"
 
-func unhex(c byte) (byte, bool) {
-	switch {
-	case '0' <= c && c <= '9':
-		return c - '0', true
-	case 'a' <= c && c <= 'f':
-		return c - 'a' + 10, true
-	case 'A' <= c && c <= 'F':
-		return c - 'A' + 10, true
-	}
-	return 0, false
-}
-
 // isUnreserved reports RFC 3986 §2.3 unreserved characters.
 func isUnreserved(c byte) bool {
 	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' ||
@@ -148,8 +136,8 @@ func canonicalConfigPath(p string) []byte {
 	for i := 0; i < len(p); i++ {
 		c := p[i]
 		if c == '%' && i+2 < len(p) {
-			if hi, ok1 := unhex(p[i+1]); ok1 {
-				if lo, ok2 := unhex(p[i+2]); ok2 {
+			if hi, ok1 := hexValue(p[i+1]); ok1 {
+				if lo, ok2 := hexValue(p[i+2]); ok2 {
 					v := hi<<4 | lo
 					if isUnreserved(v) {
 						out = append(out, v)

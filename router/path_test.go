@@ -148,8 +148,8 @@ func FuzzNormalizePath(f *testing.F) {
 		}
 		for i := 0; i+2 < len(out); i++ {
 			if out[i] == '%' {
-				hi, _ := unhex(out[i+1])
-				lo, _ := unhex(out[i+2])
+				hi, _ := hexValue(out[i+1])
+				lo, _ := hexValue(out[i+2])
 				if isUnreserved(hi<<4 | lo) {
 					t.Fatalf("normalize(%q) = %q: encoded unreserved character left", in, out)
 				}

@@ -371,6 +371,7 @@ func readChunkSize(br *bufio.Reader) (int64, error) {
 	return size, nil
 }
 
+// hexValue is the value of a hexadecimal digit.
 func hexValue(c byte) (byte, bool) {
 	switch {
 	case '0' <= c && c <= '9':

@@ -1,53 +1,6 @@
 package main
 
-import (
-	"fmt"
-	"runtime"
-	"runtime/debug"
-	"strings"
-)
+import "github.com/edge-router/edge/internal/buildinfo"
 
-// versionString is what "edge-deploy version" prints: the version given at build
-// time (make build sets main.version to "git describe"), and what the Go
-// toolchain recorded in the binary (runtime/debug.ReadBuildInfo): the VCS
-// revision, its commit time, whether the tree had local changes, and the
-// Go version and platform:
-//
-//	edge-deploy v1.4.0 (revision 8eb89a6f…, commit time 2025-06-01T10:00:00Z, modified; go1.26.8 linux/amd64)
-func versionString() string {
-	info, _ := debug.ReadBuildInfo()
-	return formatVersion("edge-deploy", version, info)
-}
-
-// formatVersion formats the version line of prog; info may be nil.
-func formatVersion(prog, version string, info *debug.BuildInfo) string {
-	rev, at, modified := "unknown", "", false
-	goVersion := runtime.Version()
-	if info != nil {
-		// "go install …@v1.4.0" records the module version, not -ldflags.
-		if version == "dev" && info.Main.Version != "" && info.Main.Version != "(devel)" {
-			version = info.Main.Version
-		}
-		if info.GoVersion != "" {
-			goVersion = info.GoVersion
-		}
-		for _, s := range info.Settings {
-			switch s.Key {
-			case "vcs.revision":
-				rev = s.Value
-			case "vcs.time":
-				at = s.Value
-			case "vcs.modified":
-				modified = s.Value == "true"
-			}
-		}
-	}
-	parts := []string{"revision " + rev}
-	if at != "" {
-		parts = append(parts, "commit time "+at)
-	}
-	if modified {
-		parts = append(parts, "modified")
-	}
-	return fmt.Sprintf("%s %s (%s; %s %s/%s)", prog, version, strings.Join(parts, ", "), goVersion, runtime.GOOS, runtime.GOARCH)
-}
+// versionString is what "edge-deploy version" prints (see package buildinfo).
+func versionString() string { return buildinfo.String("edge-deploy", version) }
