@@ -18,6 +18,14 @@ import (
 // §6.3 requires closing after a framing error): the bytes after it on the
 // connection are never read as another request.
 
+// fieldKinds says which kinds of fields a request carries.
+type fieldKinds uint8
+
+const (
+	sawOverride fieldKinds = 1 << iota // one of overrideHeaders
+	sawHop                             // one of hopHeaders (Connection included)
+)
+
 // framingError is why checkFraming refused a request.
 type framingError uint8
 
@@ -42,10 +50,10 @@ var (
 )
 
 // checkFraming inspects the request's header section. maxFields bounds the
-// number of header fields. It also reports whether the request carries one
-// of overrideHeaders, so that the proxy removes them only when present. It
-// allocates nothing.
-func checkFraming(h *fasthttp.RequestHeader, maxFields int) (fe framingError, overrides bool) {
+// number of header fields. It also reports which kinds of fields the
+// request carries (hop-by-hop fields, overrideHeaders), so that the proxy
+// looks for them only when present. It allocates nothing.
+func checkFraming(h *fasthttp.RequestHeader, maxFields int) (fe framingError, seen fieldKinds) {
 	raw := h.RawHeaders()
 	var fields int
 	var sawLength, sawCoding bool
@@ -62,28 +70,33 @@ func checkFraming(h *fasthttp.RequestHeader, maxFields int) (fe framingError, ov
 		}
 		// Every line ends in CRLF (RFC 9112 §2.2): no bare LF, no bare CR.
 		if len(line) == 0 || line[len(line)-1] != '\r' {
-			return framingBareLF, overrides
+			return framingBareLF, seen
 		}
 		line = line[:len(line)-1]
 		if bytes.IndexByte(line, '\r') >= 0 {
-			return framingBareCR, overrides
+			return framingBareCR, seen
 		}
 		if len(line) == 0 {
 			break // the empty line that ends the header section
 		}
 		if line[0] == ' ' || line[0] == '\t' {
-			return framingObsFold, overrides // RFC 9112 §5.2: obsolete line folding
+			return framingObsFold, seen // RFC 9112 §5.2: obsolete line folding
 		}
 		colon := bytes.IndexByte(line, ':')
 		if colon <= 0 || !isTokenBytes(line[:colon]) {
-			return framingBadName, overrides // RFC 9110 §5.1: a field name is a token
+			return framingBadName, seen // RFC 9110 §5.1: a field name is a token
 		}
 		fields++
 		if fields > maxFields {
-			return framingTooManyFields, overrides
+			return framingTooManyFields, seen
 		}
 		name := line[:colon]
-		overrides = overrides || isOverrideHeader(name)
+		if isOverrideHeader(name) {
+			seen |= sawOverride
+		}
+		if isHopHeader(name) {
+			seen |= sawHop
+		}
 		switch len(name) {
 		case len(nameContentLength):
 			sawLength = sawLength || bytes.EqualFold(name, nameContentLength)
@@ -97,10 +110,10 @@ func checkFraming(h *fasthttp.RequestHeader, maxFields int) (fe framingError, ov
 		// accepts nothing but chunked (and the obsolete "identity", which
 		// frames nothing and is refused here).
 		if sawLength {
-			return framingLengthAndChunked, overrides
+			return framingLengthAndChunked, seen
 		}
 		if h.ContentLength() != -1 {
-			return framingNotChunked, overrides
+			return framingNotChunked, seen
 		}
 	}
 	// RFC 9112 §3.2: an HTTP/1.1 request carries exactly one Host.
@@ -108,24 +121,24 @@ func checkFraming(h *fasthttp.RequestHeader, maxFields int) (fe framingError, ov
 	// name, and edge refuses it too.)
 	host := h.Host()
 	if len(host) == 0 && h.IsHTTP11() {
-		return framingNoHost, overrides
+		return framingNoHost, seen
 	}
 	if !validHost(host) {
-		return framingBadHost, overrides
+		return framingBadHost, seen
 	}
 	uri := h.RequestURI()
 	if bytes.IndexByte(uri, '#') >= 0 {
-		return framingFragment, overrides // RFC 9112 §3.2: no fragment in a request-target
+		return framingFragment, seen // RFC 9112 §3.2: no fragment in a request-target
 	}
 	// RFC 9112 §3.2.2 lets the absolute form's authority replace Host; a
 	// front proxy that routed on one while a node reads the other could be
 	// fooled, so the two must agree.
 	if len(uri) > 0 && uri[0] != '/' && uri[0] != '*' {
 		if auth, ok := absoluteAuthority(uri); ok && !bytes.EqualFold(auth, host) {
-			return framingHostMismatch, overrides
+			return framingHostMismatch, seen
 		}
 	}
-	return framingOK, overrides
+	return framingOK, seen
 }
 
 // absoluteAuthority returns the authority of an absolute-form target

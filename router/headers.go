@@ -200,6 +200,16 @@ var overrideHeaders = [][]byte{
 	[]byte("X-Method-Override"),
 }
 
+// isHopHeader reports whether name is one of hopHeaders.
+func isHopHeader(name []byte) bool {
+	for _, h := range hopHeaders {
+		if len(h) == len(name) && bytes.EqualFold(h, name) {
+			return true
+		}
+	}
+	return false
+}
+
 // isOverrideHeader reports whether name is one of overrideHeaders.
 func isOverrideHeader(name []byte) bool {
 	if len(name) < 6 || name[0]|0x20 != 'x' || name[1] != '-' {

@@ -32,7 +32,7 @@ type scratch struct {
 	aheadR bytes.Reader
 	multi  multiReader
 
-	overrides bool // the request carries one of overrideHeaders
+	fields fieldKinds // kinds of fields the request carries (checkFraming)
 
 	// The addresses of the request, computed once (see addrs).
 	addrDone bool
@@ -109,8 +109,8 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 	}
 
 	sc.addrDone = false
-	fe, overrides := checkFraming(&ctx.Request.Header, snap.maxFields)
-	sc.overrides = overrides
+	fe, fields := checkFraming(&ctx.Request.Header, snap.maxFields)
+	sc.fields = fields
 	if fe != framingOK {
 		if fe == framingTooManyFields {
 			out.reason = "header_too_large"
@@ -258,11 +258,13 @@ func (s *Server) prepare(ctx *fasthttp.RequestCtx, snap *snapshot, r *route, sc 
 
 	peer, client, trusted := sc.addrs(ctx, snap)
 
-	sc.buf = stripHopHeaders(&req.Header, sc.buf)
+	if sc.fields&sawHop != 0 {
+		sc.buf = stripHopHeaders(&req.Header, sc.buf)
+	}
 	req.Header.ResetConnectionClose()
 	req.Header.Del("Expect") // the server already answered 100-continue
 	req.Header.SetProtocol("HTTP/1.1")
-	sc.buf = setForwardedHeaders(&req.Header, peer, trusted, sc.overrides, schemeOf(ctx), sc.buf)
+	sc.buf = setForwardedHeaders(&req.Header, peer, trusted, sc.fields&sawOverride != 0, schemeOf(ctx), sc.buf)
 	if !validRequestID(req.Header.PeekBytes(hdrXRequestID)) {
 		sc.buf = s.ids.appendID(sc.buf[:0])
 		req.Header.SetBytesKV(hdrXRequestID, sc.buf)
