@@ -735,6 +735,8 @@ func TestValidationRules(t *testing.T) {
 		{"uri limit above header limit", "server: {max_header_bytes: 4KiB, max_uri_bytes: 8KiB}\n", "server.max_uri_bytes", 1, "must not exceed max_header_bytes (4KiB)"},
 		{"max connections", "server: {max_connections: 0}\n", "server.max_connections", 1, "at least 1"},
 		{"empty set value", "routes:\n  - respond: {}\n    response_headers: {set: {X-Powered-By: ''}}\n", "routes[0].response_headers.set.X-Powered-By", 3, "empty value: use remove"},
+		{"proxy protocol without sources", "listeners: [{address: ':80', proxy_protocol: {}}]\n", "listeners[0].proxy_protocol.from", 1, "list the load balancers"},
+		{"proxy protocol bad source", "listeners: [{address: ':80', proxy_protocol: {from: [10.0.0.0/8, x]}}]\n", "listeners[0].proxy_protocol.from[1]", 1, "invalid address \"x\""},
 		{"max header count zero", "server: {max_header_count: 0}\n", "server.max_header_count", 1, "between 1 and 10000, got 0"},
 		{"max header count huge", "server: {max_header_count: 20000}\n", "server.max_header_count", 1, "between 1 and 10000"},
 		{"negative requests per connection", "server: {max_requests_per_connection: -1}\n", "server.max_requests_per_connection", 1, "must not be negative"},

@@ -50,6 +50,22 @@ type Listener struct {
 	// TLS makes this an HTTPS listener, with certificates from the top-level
 	// tls section. Default: false (plain HTTP).
 	TLS bool `yaml:"tls"`
+	// ProxyProtocol, when set, makes the listener expect a PROXY protocol
+	// header (v1 or v2) on every connection, as sent by a cloud network
+	// load balancer, and take the client address from it. Default: off.
+	ProxyProtocol *ProxyProtocol `yaml:"proxy_protocol"`
+}
+
+// ProxyProtocol configures the PROXY protocol (HAProxy's v1 text and v2
+// binary headers) on a listener.
+type ProxyProtocol struct {
+	// From lists the CIDRs (or addresses) of the load balancers allowed to
+	// send the header; a connection from anywhere else is closed, as is one
+	// without a valid header. Required.
+	From []string `yaml:"from"`
+
+	// FromNets is From parsed (set by Validate).
+	FromNets []netip.Prefix `yaml:"-"`
 }
 
 // TLS versions accepted in TLS.MinVersion.

@@ -376,6 +376,12 @@ func (c *Config) validateListeners(v *validator) []bind {
 				names[l.Name] = i
 			}
 		}
+		if pp := c.Listeners[i].ProxyProtocol; pp != nil {
+			pp.FromNets = parseNets(v, p+".proxy_protocol.from", pp.From)
+			if len(pp.From) == 0 {
+				v.add(p+".proxy_protocol.from", "list the load balancers' addresses allowed to send the header")
+			}
+		}
 		b, ok := checkBind(v, p+".address", l.Address)
 		if !ok {
 			continue

@@ -27,8 +27,13 @@ const (
 // limitMetrics counts limits that triggered. Its counters are resolved
 // when a snapshot is built, so the request path only does atomic adds.
 type limitMetrics struct {
-	triggered *prometheus.CounterVec // limit, route
+	triggered  *prometheus.CounterVec // limit, route
+	proxyProto map[string]prometheus.Counter
 }
+
+// proxyRefused counts a connection refused by a PROXY protocol listener;
+// reason is "untrusted" or "invalid".
+func (m *limitMetrics) proxyRefused(reason string) { m.proxyProto[reason].Inc() }
 
 func newLimitMetrics(reg prometheus.Registerer, rejected func() float64) *limitMetrics {
 	m := &limitMetrics{
@@ -41,6 +46,12 @@ func newLimitMetrics(reg prometheus.Registerer, rejected func() float64) *limitM
 		Name: "edge_http_connections_rejected_total",
 		Help: "Client connections closed at once because server.max_connections were open.",
 	}, rejected))
+	pp := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "edge_proxy_protocol_refused_total",
+		Help: "Connections closed by a PROXY protocol listener, by reason (untrusted: not from proxy_protocol.from; invalid: no valid header in time).",
+	}, []string{"reason"})
+	reg.MustRegister(pp)
+	m.proxyProto = map[string]prometheus.Counter{"untrusted": pp.WithLabelValues("untrusted"), "invalid": pp.WithLabelValues("invalid")}
 	for _, l := range []string{limitRate, limitConnsPerIP, limitReqsPerConn, limitHeaderCount} {
 		m.triggered.WithLabelValues(l, "")
 	}

@@ -64,10 +64,11 @@ type Server struct {
 }
 
 type listener struct {
-	name string
-	ln   net.Listener
-	srv  *fasthttp.Server
-	tls  bool
+	name  string
+	ln    net.Listener
+	srv   *fasthttp.Server
+	tls   bool
+	proxy *config.ProxyProtocol // nil: no PROXY protocol
 }
 
 // New builds a Server for a validated configuration. It does not listen
@@ -133,7 +134,7 @@ func (s *Server) Start() error {
 			return fail(fmt.Errorf("listening on %s (%s): %w", l.Address, l.Name, err))
 		}
 		opened = append(opened, ln)
-		s.public = append(s.public, &listener{name: l.Name, ln: ln, srv: s.newPublicServer(cfg), tls: l.TLS})
+		s.public = append(s.public, &listener{name: l.Name, ln: ln, srv: s.newPublicServer(cfg), tls: l.TLS, proxy: l.ProxyProtocol})
 	}
 	var adminLn net.Listener
 	if cfg.Admin.Address != "off" {
@@ -162,6 +163,10 @@ func (s *Server) Start() error {
 			inner = newLimitListener(inner, perIP, refused.Inc)
 		}
 		var wrapped net.Listener = &sendTimeoutListener{Listener: inner, sendTimeout: cfg.Server.SendTimeout.D()}
+		if l.proxy != nil {
+			wrapped = &proxyListener{Listener: wrapped, trusted: trustedNets(l.proxy.FromNets),
+				timeout: cfg.Server.ReadHeaderTimeout.D(), refusals: s.limits.proxyRefused}
+		}
 		if l.tls {
 			wrapped = &tlsListener{Listener: wrapped, config: s.baseTLSConfig(), metrics: s.tlsMetrics}
 		}
@@ -361,7 +366,8 @@ func (s *Server) warnRestartOnly(cfg *config.Config) {
 		same = start.Listeners[i].Address == cfg.Listeners[i].Address
 	}
 	for i := 0; same && i < len(cfg.Listeners); i++ {
-		same = start.Listeners[i].TLS == cfg.Listeners[i].TLS
+		same = start.Listeners[i].TLS == cfg.Listeners[i].TLS &&
+			(start.Listeners[i].ProxyProtocol == nil) == (cfg.Listeners[i].ProxyProtocol == nil)
 	}
 	if (start.TLS.ACME == nil) != (cfg.TLS.ACME == nil) ||
 		(start.TLS.ACME != nil && (start.TLS.ACME.CA != cfg.TLS.ACME.CA || start.TLS.ACME.Storage != cfg.TLS.ACME.Storage ||
