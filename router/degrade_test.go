@@ -4,11 +4,9 @@ package router
 
 import (
 	"bufio"
-	"context"
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -86,22 +84,7 @@ func startDegradeEdge(t *testing.T, good *testNode, bad string, d degradeData) (
 		t.Fatalf("loading test config: %v", err)
 	}
 	logs := &lockedBuffer{}
-	srv, err := New(cfg, Options{ConfigPath: path, Logger: slog.New(slog.NewTextHandler(logs, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-	})
-	e := &edgeUnderTest{srv: srv, addr: srv.Addrs()[0].String(), path: path}
-	e.url = "http://" + e.addr
-	e.admin = "http://" + srv.AdminAddr().String()
-	return e, logs
+	return launchEdge(t, cfg, path, logs), logs
 }
 
 // badLink is edge's connection pool to the bad node.

@@ -165,7 +165,14 @@ func startEdge(t *testing.T, cfgYAML string, data any) *edgeUnderTest {
 	if err != nil {
 		t.Fatalf("loading test config: %v\n%s", err, renderConfig(t, cfgYAML, data))
 	}
-	srv, err := New(cfg, Options{ConfigPath: path, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	return launchEdge(t, cfg, path, io.Discard)
+}
+
+// launchEdge starts a Server on cfg, loaded from path, with its own log
+// written to logOut; the server is shut down at cleanup.
+func launchEdge(t *testing.T, cfg *config.Config, path string, logOut io.Writer) *edgeUnderTest {
+	t.Helper()
+	srv, err := New(cfg, Options{ConfigPath: path, Logger: slog.New(slog.NewTextHandler(logOut, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

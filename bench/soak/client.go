@@ -47,6 +47,15 @@ type classStats struct {
 	outcomes map[string]int64
 }
 
+// record counts a finished request and its outcome ("ok" for success).
+func (s *classStats) record(res string) {
+	s.done.Add(1)
+	if res == "ok" {
+		s.ok.Add(1)
+	}
+	s.outcome(res)
+}
+
 func (s *classStats) outcome(o string) {
 	s.mu.Lock()
 	s.outcomes[o]++
@@ -679,11 +688,7 @@ func (l *load) slowReadWorker(ctx context.Context, i int) {
 		if ctx.Err() != nil {
 			return
 		}
-		st.done.Add(1)
-		if res == "ok" {
-			st.ok.Add(1)
-		}
-		st.outcome(res)
+		st.record(res)
 	}
 }
 
@@ -764,11 +769,7 @@ func (l *load) slowUploadWorker(ctx context.Context, i int) {
 		if ctx.Err() != nil {
 			return
 		}
-		st.done.Add(1)
-		if res == "ok" {
-			st.ok.Add(1)
-		}
-		st.outcome(res)
+		st.record(res)
 	}
 }
 
