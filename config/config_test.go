@@ -284,6 +284,8 @@ routes:
 		MaxRequestsPerConnection: 10000,
 		MergeSlashes:             &yes,
 		EncodedSlashes:           EncodedSlashesReject,
+		HTTP2:                    HTTP2{Enabled: &yes, MaxConcurrentStreams: 100, MaxResetStreams: 200},
+		Tunnels:                  Tunnels{MaxOpen: 10000, IdleTimeout: Duration(time.Hour)},
 	}
 	if !reflect.DeepEqual(cfg.Server, wantServer) {
 		t.Errorf("Server = %+v\nwant %+v", cfg.Server, wantServer)
@@ -741,6 +743,10 @@ func TestValidationRules(t *testing.T) {
 		{"max header count huge", "server: {max_header_count: 20000}\n", "server.max_header_count", 1, "between 1 and 10000"},
 		{"negative requests per connection", "server: {max_requests_per_connection: -1}\n", "server.max_requests_per_connection", 1, "must not be negative"},
 		{"negative connections per ip", "server: {max_connections_per_ip: -2}\n", "server.max_connections_per_ip", 1, "must not be negative"},
+		{"http2 streams zero", "server:\n  http2: {max_concurrent_streams: 0}\n", "server.http2.max_concurrent_streams", 2, "between 1 and 10000, got 0"},
+		{"http2 resets zero", "server:\n  http2: {max_reset_streams: -1}\n", "server.http2.max_reset_streams", 2, "at least 1"},
+		{"tunnels negative", "server:\n  tunnels: {max_open: -1}\n", "server.tunnels.max_open", 2, "must not be negative"},
+		{"tunnel idle negative", "server:\n  tunnels: {idle_timeout: 0s}\n", "server.tunnels.idle_timeout", 2, "greater than 0"},
 		{"encoded slashes", "server: {encoded_slashes: allow}\n", "server.encoded_slashes", 1, "must be \"reject\", \"decode\" or \"keep\", got \"allow\""},
 		{"server rate zero", "server:\n  rate_limit: {requests_per_second: 0}\n", "server.rate_limit.requests_per_second", 2, "must be greater than 0"},
 		{"server rate by route", "server:\n  rate_limit: {requests_per_second: 5, key: route}\n", "server.rate_limit.key", 2, "must be \"client_ip\" here"},

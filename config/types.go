@@ -248,6 +248,10 @@ type Server struct {
 	// X-Forwarded-Proto, X-Forwarded-Host and Forwarded headers are believed
 	// and extended; from any other peer they are replaced. Default: none.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	// HTTP2 configures HTTP/2 to clients on TLS listeners.
+	HTTP2 HTTP2 `yaml:"http2"`
+	// Tunnels configures upgraded connections (WebSocket) passed through.
+	Tunnels Tunnels `yaml:"tunnels"`
 
 	// TrustedNets is TrustedProxies parsed (set by Validate).
 	TrustedNets []netip.Prefix `yaml:"-"`

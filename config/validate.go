@@ -119,6 +119,7 @@ func (c *Config) applyDefaults(set func(path string) bool) {
 	defaultSize(&s.MaxBodyBytes, defaultMaxBodyBytes, set, "server.max_body_bytes")
 	defaultInt(&s.MaxConnections, defaultMaxConnections, set, "server.max_connections")
 	s.applyLimitDefaults(set)
+	s.applyProtocolDefaults(set)
 	defaultString(&c.AccessLog.Format, defaultAccessLogFormat, set, "access_log.format")
 	c.applyTLSDefaults(set)
 	c.Cache.applyDefaults(set)
@@ -578,6 +579,7 @@ func (c *Config) validateServer(v *validator) {
 		v.add("server.max_connections", "must be at least 1, got %d", s.MaxConnections)
 	}
 	s.validateLimits(v)
+	s.validateProtocols(v)
 }
 
 func positive(v *validator, path string, d Duration) {

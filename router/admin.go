@@ -65,6 +65,10 @@ func (s *Server) newAdminServer() *fasthttp.Server {
 				s.handlePools(ctx, path)
 				return
 			}
+			if h := adminEndpoints[path]; h != nil {
+				h(s, ctx)
+				return
+			}
 			switch path {
 			case "/metrics":
 				metricsHandler(ctx)
@@ -95,6 +99,11 @@ func (s *Server) newAdminServer() *fasthttp.Server {
 		Logger:                quietLogger{},
 	}
 }
+
+// adminEndpoints are admin endpoints defined beside the feature they
+// serve, by exact path, behind the same cross-site and token checks as the
+// rest. Files add theirs from init; the map is never changed afterwards.
+var adminEndpoints = map[string]func(*Server, *fasthttp.RequestCtx){}
 
 // adminAuthorized checks the bearer token in constant time, when one is set.
 func (s *Server) adminAuthorized(ctx *fasthttp.RequestCtx) bool {

@@ -48,6 +48,9 @@ type Server struct {
 	cache      cacheState
 	limits     *limitMetrics
 
+	tunnels tunnelSet // open upgraded connections (tunnel.go)
+	tail    tailHub   // live access-log followers (tail.go)
+
 	snap      atomic.Pointer[snapshot]
 	accessLog atomic.Pointer[accessLogger]
 
@@ -402,6 +405,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		wg.Go(func() { errs[i] = l.srv.ShutdownWithContext(ctx) })
 	}
 	wg.Wait()
+	s.tunnels.shutdown(ctx) // tunnels last: they may run until the grace period ends
 	if admin != nil {
 		actx, cancel := context.WithTimeout(context.Background(), time.Second)
 		_ = admin.ShutdownWithContext(actx)
@@ -467,5 +471,8 @@ func (s *Server) finish(ctx *fasthttp.RequestCtx, out *outcome, start time.Time)
 	}
 	if al := s.accessLog.Load(); al.enabled() {
 		al.log(ctx, out, status, dur)
+	}
+	if s.tail.active() {
+		s.tail.publish(ctx, out, status, dur)
 	}
 }
