@@ -104,8 +104,11 @@ func (s *Server) proxyCached(ctx *fasthttp.RequestCtx, snap *snapshot, r *route,
 	}
 
 	// The response is still as the server handed it over: its settings
-	// are those of every public listener's responses.
-	s.cache.hits.Seed(&ctx.Response.Header)
+	// are those of every public listener's responses (an HTTP/2 stream's
+	// are not a server's).
+	if !isHTTP2(ctx) {
+		s.cache.hits.Seed(&ctx.Response.Header)
+	}
 	now := ctx.Time() // when the server read the request
 	if now.IsZero() {
 		now = time.Now()

@@ -44,6 +44,7 @@ type Server struct {
 	dnsMetrics *health.DNSMetrics
 	disc       discoveries
 	tlsMetrics *tlsMetrics
+	h2Metrics  *h2Metrics
 	acme       atomic.Pointer[acmeManager] // nil without tls.acme
 	cache      cacheState
 	limits     *limitMetrics
@@ -60,6 +61,7 @@ type Server struct {
 	started   bool
 	public    []*listener
 	admin     *fasthttp.Server
+	h2        *h2Server // nil without a TLS listener
 	adminAddr net.Addr
 	stopWatch func()
 	// startCfg holds the settings that only a restart changes.
@@ -90,6 +92,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 		return nil, err
 	}
 	s.tlsMetrics = newTLSMetrics(s.metrics.reg, s)
+	s.h2Metrics = newH2Metrics(s.metrics.reg)
 	s.limits = newLimitMetrics(s.metrics.reg, s.rejectedConnections)
 	if s.cache.store, err = cache.NewStore(cache.StoreConfig{MaxBytes: int64(cfg.Cache.Size)}); err != nil {
 		return nil, fmt.Errorf("creating the cache store: %w", err)
@@ -172,6 +175,11 @@ func (s *Server) Start() error {
 		}
 		if l.tls {
 			wrapped = &tlsListener{Listener: wrapped, config: s.baseTLSConfig(), metrics: s.tlsMetrics}
+			if s.h2 == nil {
+				s.h2 = s.newH2Server(cfg, l.ln.Addr())
+				go s.h2.run()
+			}
+			l.srv.NextProto(alpnH2, s.h2.serveConn)
 		}
 		go s.serve(l.name, l.srv, wrapped)
 		s.log.Info("listening", "listener", l.name, "address", l.ln.Addr().String(), "tls", l.tls)
@@ -392,8 +400,8 @@ func (s *Server) warnRestartOnly(cfg *config.Config) {
 // to finish, until ctx is done; then it closes what is left.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Lock()
-	public, admin, stopWatch := s.public, s.admin, s.stopWatch
-	s.public, s.admin, s.stopWatch = nil, nil, nil
+	public, admin, stopWatch, h2 := s.public, s.admin, s.stopWatch, s.h2
+	s.public, s.admin, s.stopWatch, s.h2 = nil, nil, nil, nil
 	s.mu.Unlock()
 	if stopWatch != nil {
 		stopWatch()
@@ -403,6 +411,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	errs := make([]error, len(public))
 	for i, l := range public {
 		wg.Go(func() { errs[i] = l.srv.ShutdownWithContext(ctx) })
+	}
+	if h2 != nil {
+		wg.Go(func() { h2.shutdown(ctx) }) // GOAWAY, then the streams finish
 	}
 	wg.Wait()
 	s.tunnels.shutdown(ctx) // tunnels last: they may run until the grace period ends

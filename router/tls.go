@@ -206,9 +206,13 @@ func (s *Server) tlsConfigFor(cfg *config.Config) *tls.Config {
 	if cfg.TLS.MinVersion == config.TLSVersion13 {
 		minVersion = tls.VersionTLS13
 	}
+	protos := []string{"http/1.1", alpnACME}
+	if cfg.Server.HTTP2.HTTP2Enabled() {
+		protos = []string{alpnH2, "http/1.1", alpnACME} // the server's order decides
+	}
 	return &tls.Config{
 		MinVersion:     minVersion,
-		NextProtos:     []string{"http/1.1", alpnACME},
+		NextProtos:     protos,
 		GetCertificate: s.getCertificate,
 	}
 }

@@ -314,7 +314,8 @@ func httpsClient(addr, serverName string, roots *x509.CertPool) *http.Client {
 }
 
 // checkProxiedOverTLS sends GET https://host:port/ to addr and expects the
-// node's 200 over HTTP/1.1 with a certificate for host.
+// node's 200 over HTTP/2 (server.http2 is on by default) with a
+// certificate for host.
 func checkProxiedOverTLS(t *testing.T, addr, host string, roots *x509.CertPool, node *testNode) {
 	t.Helper()
 	_, port, _ := net.SplitHostPort(addr)
@@ -322,8 +323,8 @@ func checkProxiedOverTLS(t *testing.T, addr, host string, roots *x509.CertPool, 
 	if resp.StatusCode != 200 || !strings.Contains(body, "node="+node.name+" path=/hello") {
 		t.Fatalf("GET https://%s:%s/hello: %d %q, want 200 from node %s", host, port, resp.StatusCode, body, node.name)
 	}
-	if resp.Proto != "HTTP/1.1" {
-		t.Errorf("a client offering h2 and http/1.1 got %s, want HTTP/1.1 (fasthttp speaks HTTP/1.1 only)", resp.Proto)
+	if resp.Proto != "HTTP/2.0" {
+		t.Errorf("a client offering h2 and http/1.1 got %s, want HTTP/2.0", resp.Proto)
 	}
 	if resp.TLS == nil || resp.TLS.PeerCertificates[0].VerifyHostname(host) != nil {
 		t.Errorf("served certificate is not for %s", host)

@@ -1,0 +1,521 @@
+package router
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2"
+	"golang.org/x/net/http2/hpack"
+)
+
+// h2Config is edge with one TLS listener (HTTP/2 on unless .Server says
+// otherwise), a plain node and a cacheable origin. Data: Cert, Key,
+// Node, Origin, Dead, Server.
+const h2Config = `
+listeners:
+  - {address: "127.0.0.1:0", tls: true}
+admin: {address: "127.0.0.1:0"}
+server:
+  max_body_bytes: 2MiB
+  max_header_count: 50
+{{- if .Server}}
+{{.Server}}
+{{- end}}
+tls:
+  certificates:
+    - {cert: "{{.Cert}}", key: "{{.Key}}"}
+cache: {size: 64MiB}
+upstreams:
+  app:
+    nodes: [{address: "{{.Node}}", name: n0}]
+  origin:
+    nodes: [{address: "{{.Origin}}", name: origin}]
+  dead:
+    nodes: [{address: "{{.Dead}}", name: gone}]
+routes:
+  - name: other-host
+    match: {hosts: [other.test]}
+    respond: {status: 418, body: "teapot"}
+  - name: moved
+    match: {path_prefix: /old/}
+    redirect: {prefix: /new/}
+  - name: fixed
+    match: {path: /fixed}
+    respond: {status: 202, body: "fixed body", headers: {X-Fixed: "yes"}}
+  - name: cached
+    match: {path_prefix: /cached/}
+    proxy: origin
+    cache: {}
+  - name: dead
+    match: {path_prefix: /dead}
+    proxy: dead
+  - name: private
+    match: {path_prefix: /private}
+    proxy: app
+    access: {deny: [127.0.0.1]}
+  - name: app
+    proxy: app
+    request_headers: {set: {X-Added: by-edge}, remove: [X-Remove-Me]}
+    response_headers: {set: {X-Served-By: edge}, remove: [X-Node]}
+`
+
+// startCacheOrigin is an origin whose answers may be cached for a minute.
+func startCacheOrigin(t *testing.T) (addr string, hits *atomic.Int64) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hits = new(atomic.Int64)
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Content-Type", "text/plain")
+		fmt.Fprintf(w, "origin %s", r.URL.Path)
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().String(), hits
+}
+
+// deadAddr is a loopback address nothing listens on.
+func deadAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	_ = ln.Close()
+	return addr
+}
+
+type h2Setup struct {
+	edge   *tlsEdge
+	addr   string
+	node   *testNode
+	origin *atomic.Int64
+	ca     *testCA
+}
+
+func startH2Edge(t *testing.T, server string) *h2Setup {
+	t.Helper()
+	node := startNode(t, "n0")
+	originAddr, originHits := startCacheOrigin(t)
+	ca := newTestCA(t, "h2-ca")
+	kp := ca.issue(t, "site", false, "site.test", "other.test")
+	e := startTLSEdge(t, h2Config, map[string]any{
+		"Cert": kp.Cert, "Key": kp.Key, "Node": node.addr, "Origin": originAddr,
+		"Dead": deadAddr(t), "Server": server,
+	})
+	return &h2Setup{edge: e, addr: e.listenerAddr(0), node: node, origin: originHits, ca: ca}
+}
+
+// client speaks HTTP/1.1 (h1) or HTTP/2 (h2) to edge over TLS.
+func (s *h2Setup) client(proto string) *http.Client {
+	d := &net.Dialer{Timeout: 2 * time.Second}
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return d.DialContext(ctx, "tcp", s.addr)
+		},
+		TLSClientConfig:       &tls.Config{ServerName: "site.test", RootCAs: s.ca.pool},
+		DisableCompression:    true,
+		ExpectContinueTimeout: 5 * time.Second,
+	}
+	if proto == "h2" {
+		tr.ForceAttemptHTTP2 = true
+	} else {
+		tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{} // HTTP/1.1 only
+	}
+	return &http.Client{
+		Timeout:   20 * time.Second,
+		Transport: tr,
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return http.ErrUseLastResponse
+		},
+	}
+}
+
+// TestHTTP2BehavesAsHTTP1 runs one table of requests over HTTP/1.1 and
+// over HTTP/2: routing, redirects, fixed answers, header rules, access
+// lists, errors, limits, bodies both ways and the cache must give the
+// same answers.
+func TestHTTP2BehavesAsHTTP1(t *testing.T) {
+	s := startH2Edge(t, "")
+	many := map[string]string{}
+	for i := range 60 {
+		many[fmt.Sprintf("X-Many-%d", i)] = "v"
+	}
+	type check struct {
+		status     int
+		body       string            // substring of the body
+		bodyLen    int               // exact body length, when > 0
+		header     map[string]string // response fields (value "" = must be absent)
+		nodeHeader map[string]string // fields the node saw ("" = must be absent)
+	}
+	cases := []struct {
+		name   string
+		method string
+		path   string // {proto} is replaced by h1 or h2
+		host   string
+		header map[string]string
+		body   func() io.Reader
+		want   check
+	}{
+		{name: "proxied", method: "GET", path: "/hello",
+			want: check{status: 200, body: "node=n0 path=/hello",
+				header:     map[string]string{"X-Served-By": "edge", "X-Node": ""},
+				nodeHeader: map[string]string{"X-Added": "by-edge", "X-Forwarded-Proto": "https", "X-Forwarded-For": "127.0.0.1", "X-Remove-Me": ""}}},
+		{name: "header rules remove", method: "GET", path: "/hello", header: map[string]string{"X-Remove-Me": "x", "X-Keep": "k"},
+			want: check{status: 200, nodeHeader: map[string]string{"X-Remove-Me": "", "X-Keep": "k"}}},
+		{name: "override header from untrusted peer stripped", method: "GET", path: "/hello", header: map[string]string{"X-Original-URL": "/admin"},
+			want: check{status: 200, nodeHeader: map[string]string{"X-Original-Url": ""}}},
+		{name: "dot segments removed", method: "GET", path: "/a/../b/./c",
+			want: check{status: 200, body: "path=/b/c"}},
+		{name: "encoded slash refused", method: "GET", path: "/a%2Fb",
+			want: check{status: 400}},
+		{name: "host route", method: "GET", path: "/", host: "other.test",
+			want: check{status: 418, body: "teapot"}},
+		{name: "redirect", method: "GET", path: "/old/page?q=1",
+			want: check{status: 301, header: map[string]string{"Location": "/new/page?q=1"}}},
+		{name: "fixed answer", method: "GET", path: "/fixed",
+			want: check{status: 202, body: "fixed body", bodyLen: len("fixed body"), header: map[string]string{"X-Fixed": "yes"}}},
+		{name: "head", method: "HEAD", path: "/fixed",
+			want: check{status: 202, bodyLen: -1, header: map[string]string{"X-Fixed": "yes"}}},
+		{name: "access denied", method: "GET", path: "/private",
+			want: check{status: 403}},
+		{name: "node down", method: "GET", path: "/dead",
+			want: check{status: 502}},
+		{name: "node status passes", method: "GET", path: "/status?code=503",
+			want: check{status: 503}},
+		{name: "upload", method: "POST", path: "/upload", body: func() io.Reader { return bytes.NewReader(make([]byte, 100000)) },
+			want: check{status: 200, body: "100000"}},
+		{name: "upload of unknown length", method: "POST", path: "/upload",
+			body: func() io.Reader { return io.MultiReader(strings.NewReader("abc"), strings.NewReader("defg")) },
+			want: check{status: 200, body: "7"}},
+		{name: "body too large", method: "POST", path: "/upload", body: func() io.Reader { return bytes.NewReader(make([]byte, 3<<20)) },
+			header: map[string]string{"Expect": "100-continue"}, // refused before it is sent
+			want: check{status: 413}},
+		{name: "too many fields", method: "GET", path: "/hello", header: many,
+			want: check{status: 431}},
+		{name: "streamed download", method: "GET", path: "/download?n=1000000",
+			want: check{status: 200, bodyLen: 1000000}},
+		{name: "cache miss then hit", method: "GET", path: "/cached/{proto}",
+			want: check{status: 200, body: "origin /cached/", header: map[string]string{"Cache-Control": "max-age=60"}}},
+	}
+	results := map[string][]string{}
+	for _, proto := range []string{"h1", "h2"} {
+		c := s.client(proto)
+		for _, tc := range cases {
+			t.Run(proto+"/"+tc.name, func(t *testing.T) {
+				path := strings.ReplaceAll(tc.path, "{proto}", proto)
+				var body io.Reader
+				if tc.body != nil {
+					body = tc.body()
+					if _, ok := body.(*bytes.Reader); !ok {
+						body = io.NopCloser(body) // unknown length: chunked, or HTTP/2 without content-length
+					}
+				}
+				req, err := http.NewRequest(tc.method, "https://site.test"+path, body)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if tc.host != "" {
+					req.Host = tc.host
+				}
+				for k, v := range tc.header {
+					req.Header.Set(k, v)
+				}
+				resp, err := c.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if err != nil {
+					t.Fatalf("reading body: %v", err)
+				}
+				wantProto := map[string]string{"h1": "HTTP/1.1", "h2": "HTTP/2.0"}[proto]
+				if resp.Proto != wantProto {
+					t.Fatalf("protocol %s, want %s", resp.Proto, wantProto)
+				}
+				w := tc.want
+				if resp.StatusCode != w.status {
+					t.Errorf("status %d, want %d (body %q)", resp.StatusCode, w.status, got)
+				}
+				if w.body != "" && !strings.Contains(string(got), w.body) {
+					t.Errorf("body %q, want it to contain %q", got, w.body)
+				}
+				switch {
+				case w.bodyLen > 0 && len(got) != w.bodyLen:
+					t.Errorf("body of %d bytes, want %d", len(got), w.bodyLen)
+				case w.bodyLen < 0 && len(got) != 0:
+					t.Errorf("body of %d bytes, want none", len(got))
+				}
+				for k, v := range w.header {
+					if g := resp.Header.Get(k); g != v {
+						t.Errorf("response %s = %q, want %q", k, g, v)
+					}
+				}
+				if w.nodeHeader != nil {
+					nh := s.node.header()
+					for k, v := range w.nodeHeader {
+						if g := nh.Get(k); g != v {
+							t.Errorf("node saw %s = %q, want %q", k, g, v)
+						}
+					}
+				}
+				// What both protocols must agree on, compared below.
+				results[tc.name] = append(results[tc.name], fmt.Sprintf("%d %s", resp.StatusCode, resp.Header.Get("Content-Type")))
+			})
+		}
+		// A second request for the cached page is a hit, over either protocol.
+		resp, _ := doH2(t, c, "/cached/"+proto)
+		if cs := resp.Header.Get("Cache-Status"); !strings.Contains(cs, "hit") {
+			t.Errorf("%s: second request for a cached page: Cache-Status %q, want a hit", proto, cs)
+		}
+	}
+	if n := s.origin.Load(); n != 2 {
+		t.Errorf("origin answered %d requests, want 2 (one miss per protocol)", n)
+	}
+	for name, r := range results {
+		if len(r) == 2 && r[0] != r[1] {
+			t.Errorf("%s: HTTP/1.1 gave %q, HTTP/2 gave %q", name, r[0], r[1])
+		}
+	}
+}
+
+func doH2(t *testing.T, c *http.Client, path string) (*http.Response, string) {
+	t.Helper()
+	resp, err := c.Get("https://site.test" + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, string(b)
+}
+
+// TestHTTP2ManyStreamsOnOneConnection sends many concurrent requests over
+// one connection; they run side by side on the nodes. (The limit is above
+// the number of requests: Go's client, told to wait for a free stream,
+// stalls; told not to, it opens more connections.)
+func TestHTTP2ManyStreamsOnOneConnection(t *testing.T) {
+	s := startH2Edge(t, "  http2: {max_concurrent_streams: 250}")
+	c := s.client("h2")
+	doH2(t, c, "/hello") // the connection every request then shares
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	for i := range 200 {
+		wg.Go(func() {
+			resp, err := c.Get(fmt.Sprintf("https://site.test/slow?ms=30&i=%d", i))
+			if err != nil {
+				failed.Add(1)
+				return
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 || !strings.Contains(string(b), "node=n0") || resp.ProtoMajor != 2 {
+				failed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := failed.Load(); n != 0 {
+		t.Fatalf("%d of 200 requests failed", n)
+	}
+	if n := s.node.requests.Load(); n != 201 {
+		t.Errorf("node got %d requests, want 201", n)
+	}
+	if m := s.node.maxIn.Load(); m < 2 {
+		t.Errorf("at most %d requests ran at once on the node, want them side by side", m)
+	}
+	m := metricsText(t, s.edge.admin)
+	if v := metricValue(m, "edge_tls_handshakes_total"); v != 1 {
+		t.Errorf("%v TLS handshakes, want 1 (one connection carries every stream)", v)
+	}
+	if v := metricValue(m, "edge_http2_streams_total"); v != 201 {
+		t.Errorf("edge_http2_streams_total = %v, want 201", v)
+	}
+}
+
+// h2Raw is a raw HTTP/2 client connection, for what a well-behaved
+// client never sends.
+type h2Raw struct {
+	conn *tls.Conn
+	fr   *http2.Framer
+	enc  *hpack.Encoder
+	buf  bytes.Buffer
+}
+
+func dialH2Raw(t *testing.T, s *h2Setup) *h2Raw {
+	t.Helper()
+	c, err := tls.Dial("tcp", s.addr, &tls.Config{ServerName: "site.test", RootCAs: s.ca.pool, NextProtos: []string{"h2"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if p := c.ConnectionState().NegotiatedProtocol; p != "h2" {
+		t.Fatalf("ALPN chose %q, want h2", p)
+	}
+	if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	r := &h2Raw{conn: c, fr: http2.NewFramer(c, c)}
+	r.enc = hpack.NewEncoder(&r.buf)
+	if err := r.fr.WriteSettings(); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// TestHTTP2Settings: the limits edge announces are the configured ones.
+func TestHTTP2Settings(t *testing.T) {
+	s := startH2Edge(t, "  http2: {max_concurrent_streams: 37}\n  max_header_bytes: 8KiB")
+	r := dialH2Raw(t, s)
+	_ = r.conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	f, err := r.fr.ReadFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sf, ok := f.(*http2.SettingsFrame)
+	if !ok || sf.IsAck() {
+		t.Fatalf("first frame %v, want the server's SETTINGS", f)
+	}
+	if v, ok := sf.Value(http2.SettingMaxConcurrentStreams); !ok || v != 37 {
+		t.Errorf("SETTINGS_MAX_CONCURRENT_STREAMS = %d (sent: %v), want 37", v, ok)
+	}
+	if v, ok := sf.Value(http2.SettingMaxHeaderListSize); !ok || v < 8<<10 || v > 16<<10 {
+		t.Errorf("SETTINGS_MAX_HEADER_LIST_SIZE = %d (sent: %v), want about max_header_bytes (8KiB)", v, ok)
+	}
+}
+
+// headers encodes a GET for path.
+func (r *h2Raw) headers(path string) []byte {
+	r.buf.Reset()
+	for _, f := range [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "site.test"}, {":path", path}} {
+		_ = r.enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	return r.buf.Bytes()
+}
+
+// TestHTTP2RapidResetIsContained opens and cancels streams as fast as it
+// can (CVE-2023-44487): the connection is closed, little of the work
+// reaches a node, and other clients are served all along.
+func TestHTTP2RapidResetIsContained(t *testing.T) {
+	s := startH2Edge(t, "  http2: {max_reset_streams: 100}")
+	r := dialH2Raw(t, s)
+	// Read until the server closes the connection.
+	closed := make(chan error, 1)
+	go func() {
+		for {
+			f, err := r.fr.ReadFrame()
+			if err != nil {
+				closed <- err
+				return
+			}
+			if g, ok := f.(*http2.GoAwayFrame); ok {
+				t.Logf("GOAWAY %v", g.ErrCode)
+			}
+		}
+	}()
+	sent := 0
+	var writeErr error
+	for id := uint32(1); id < 2*5000; id += 2 {
+		block := r.headers("/slow?ms=100")
+		if writeErr = r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: block, EndStream: true, EndHeaders: true}); writeErr != nil {
+			break
+		}
+		if writeErr = r.fr.WriteRSTStream(id, http2.ErrCodeCancel); writeErr != nil {
+			break
+		}
+		sent++
+	}
+	select {
+	case err := <-closed:
+		t.Logf("connection ended after %d streams sent (%v); write error: %v", sent, err, writeErr)
+	case <-time.After(10 * time.Second):
+		t.Fatalf("the connection is still open after %d rapid resets", sent)
+	}
+	// Meanwhile, and afterwards, a normal client is served.
+	resp, body := doH2(t, s.client("h2"), "/hello")
+	if resp.StatusCode != 200 || !strings.Contains(body, "node=n0") {
+		t.Errorf("a normal client got %d %q during the attack", resp.StatusCode, body)
+	}
+	if n := s.node.requests.Load(); n > 300 {
+		t.Errorf("%d requests reached the node; the attack was not contained", n)
+	}
+	m := metricsText(t, s.edge.admin)
+	if v := metricValue(m, "edge_http2_streams_reset_total"); v < 50 {
+		t.Errorf("edge_http2_streams_reset_total = %v, want the resets counted", v)
+	}
+	rapid := max(0, metricValue(m, `edge_http2_errors_total{type="rapid_reset"}`)) + max(0, metricValue(m, `edge_http2_errors_total{type="too_many_early_resets"}`))
+	if rapid < 1 {
+		t.Errorf("no rapid-reset defence counted in edge_http2_errors_total:\n%s", grepLines(m, "edge_http2"))
+	}
+}
+
+// TestHTTP2Off: with server.http2.enabled false, a client offering h2
+// and http/1.1 gets HTTP/1.1.
+func TestHTTP2Off(t *testing.T) {
+	s := startH2Edge(t, "  http2: {enabled: false}")
+	resp, body := doH2(t, s.client("h2"), "/hello")
+	if resp.Proto != "HTTP/1.1" || resp.StatusCode != 200 || !strings.Contains(body, "node=n0") {
+		t.Errorf("got %s %d %q, want HTTP/1.1 200 from the node", resp.Proto, resp.StatusCode, body)
+	}
+}
+
+// TestHTTP2GracefulStop: a stream in flight when edge stops finishes; the
+// connection is then closed.
+func TestHTTP2GracefulStop(t *testing.T) {
+	s := startH2Edge(t, "")
+	c := s.client("h2")
+	doH2(t, c, "/hello") // the connection is open
+	done := make(chan string, 1)
+	go func() {
+		resp, err := c.Get("https://site.test/slow?ms=500")
+		if err != nil {
+			done <- "error: " + err.Error()
+			return
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		done <- fmt.Sprintf("%d %s", resp.StatusCode, b)
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.node.inflight.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := s.edge.srv.Shutdown(ctx); err != nil {
+		t.Errorf("Shutdown: %v", err)
+	}
+	if d := time.Since(start); d > 4*time.Second {
+		t.Errorf("Shutdown took %v", d)
+	}
+	if got := <-done; !strings.HasPrefix(got, "200 node=n0") {
+		t.Errorf("the stream in flight got %q, want 200 from the node", got)
+	}
+}
+
+// metricsText is the admin API's /metrics page.
+func metricsText(t *testing.T, admin string) string {
+	t.Helper()
+	_, body := do(t, testClient(), "GET", admin+"/metrics", nil, nil)
+	return body
+}
