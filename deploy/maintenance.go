@@ -3,12 +3,10 @@ package deploy
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
-	"text/tabwriter"
 	"time"
 )
 
@@ -493,67 +491,6 @@ func (n *Node) Status() (Status, error) {
 		s.Journal = j
 	}
 	return s, nil
-}
-
-// WriteTable prints s for people: a summary, a table of releases and the
-// last journal entries.
-func (s Status) WriteTable(w io.Writer) error {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	orNone := func(v string) string {
-		if v == "" {
-			return "-"
-		}
-		return v
-	}
-	lock := "free"
-	if s.LockHolder != "" {
-		lock = "held by " + s.LockHolder
-	}
-	fmt.Fprintf(tw, "root:\t%s\n", s.Root)
-	fmt.Fprintf(tw, "current:\t%s\n", orNone(s.Current))
-	fmt.Fprintf(tw, "previous:\t%s\n", orNone(s.Previous))
-	fmt.Fprintf(tw, "lock:\t%s\n", lock)
-	fmt.Fprintf(tw, "free disk:\t%s\n", humanBytes(s.FreeBytes))
-	for _, w := range s.Warnings {
-		fmt.Fprintf(tw, "warning:\t%s\n", w)
-	}
-	fmt.Fprintln(tw)
-	fmt.Fprintln(tw, "RELEASE\tSTATUS\tPREPARED\tACTIVATED\tSHA256\tSOURCE")
-	ts := func(t time.Time) string {
-		if t.IsZero() {
-			return "-"
-		}
-		return t.UTC().Format("2006-01-02 15:04:05Z")
-	}
-	for _, r := range s.Releases {
-		sum := r.SHA256
-		if len(sum) > 12 {
-			sum = sum[:12]
-		}
-		src := r.Source
-		if r.Status == StatusFailed && r.Error != "" {
-			src = r.Error
-		}
-		if len(src) > 80 {
-			src = src[:80] + "…"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Status, ts(r.PreparedAt), ts(r.ActivatedAt), orNone(sum), orNone(src))
-	}
-	if len(s.Releases) == 0 {
-		fmt.Fprintln(tw, "(no releases)")
-	}
-	if len(s.Journal) > 0 {
-		fmt.Fprintln(tw)
-		fmt.Fprintln(tw, "TIME\tOP\tRELEASE\tRESULT\tMESSAGE")
-		for _, e := range s.Journal {
-			msg := strings.ReplaceAll(e.Message, "\n", " ")
-			if len(msg) > 120 {
-				msg = msg[:120] + "…"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", ts(e.Time), e.Op, orNone(e.Release), e.Result, msg)
-		}
-	}
-	return tw.Flush()
 }
 
 // humanBytes formats a byte count with a binary unit.

@@ -62,6 +62,13 @@ type RolloutOptions struct {
 	// Out receives progress lines as they happen and a summary table at
 	// the end; nil discards them.
 	Out io.Writer
+	// Progress is how progress is shown on Out: ProgressAuto (or "") a
+	// live table redrawn in place when Out is a terminal (an *os.File)
+	// and TERM is not "dumb", else ProgressPlain lines; ProgressTTY the
+	// live table whatever Out is. Plain lines are "[  1.2s] n2  drain
+	// ok  3ms  lease 5m0s", one per step as it ends. NO_COLOR turns the
+	// live table's colours off.
+	Progress string
 }
 
 // Rollout steps, in order. Preflight, prepare and the node steps make up a
@@ -188,7 +195,11 @@ func Rollout(ctx context.Context, o RolloutOptions) (RolloutResult, error) {
 		return r.res, err
 	}
 	r.edge = NewEdgeClient(o.Edge, o.EdgeToken, nil)
+	r.startProgress()
 	err := r.run(ctx)
+	if r.live != nil {
+		r.live.finish(err == nil)
+	}
 	if !o.DryRun || err != nil {
 		r.summary(err)
 	}
@@ -248,6 +259,9 @@ func validateRollout(o RolloutOptions) error {
 	if !ValidReleaseID(o.ReleaseID) {
 		probs = append(probs, fmt.Sprintf("invalid release id %q (want ^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$)", o.ReleaseID))
 	}
+	if !validProgress(o.Progress) {
+		probs = append(probs, fmt.Sprintf("invalid progress mode %q (want auto, tty or plain)", o.Progress))
+	}
 	names, edgeNames := map[string]bool{}, map[string]bool{}
 	for i, n := range o.Nodes {
 		if n.Target == nil {
@@ -297,6 +311,33 @@ type roller struct {
 	mu  sync.Mutex // guards out and res.Nodes[*].Steps
 	out io.Writer
 	res RolloutResult
+
+	// live, when set, is the live table: out is live, which prints what
+	// is written to it above the table, and the lines of steps that
+	// ended well are left out (the table shows them).
+	live *liveProgress
+}
+
+// startProgress sets up the live table when Out and Progress call for
+// it; otherwise the roller writes plain lines to Out.
+func (r *roller) startProgress() {
+	lp, ok := r.o.Out.(*liveProgress) // RunRollout made it for its stdout
+	if !ok {
+		s := resolveProgress(r.o.Progress, r.o.Out, os.Getenv)
+		if !s.live {
+			return
+		}
+		lp = newLiveProgress(r.o.Out, s)
+	}
+	r.live, r.out = lp, lp
+	lp.begin(r.o.ReleaseID, r.o.Pool, r.names(), progressTick)
+}
+
+// event tells the live table (if any) that step of node i entered st.
+func (r *roller) event(i int, step string, st stepState, el time.Duration, msg string) {
+	if r.live != nil {
+		r.live.step(i, step, st, el, msg)
+	}
 }
 
 // logf prints one progress line: "[  1.2s] n2  drain     ok …".
@@ -305,6 +346,14 @@ func (r *roller) logf(node, step, format string, args ...any) {
 	defer r.mu.Unlock()
 	el := time.Since(r.start).Seconds()
 	fmt.Fprintf(r.out, "[%5.1fs] %-*s  %-9s %s\n", el, r.width, node, step, fmt.Sprintf(format, args...))
+}
+
+// okf is logf for a step that ended well: the live table shows it
+// instead.
+func (r *roller) okf(node, step, format string, args ...any) {
+	if r.live == nil {
+		r.logf(node, step, format, args...)
+	}
 }
 
 // say prints a line that is about the whole rollout.
@@ -323,6 +372,7 @@ func (r *roller) step(i int, name string, f func() (string, error)) error {
 
 // stepPlus is step for a step of which extra was spent before f.
 func (r *roller) stepPlus(i int, name string, extra time.Duration, f func() (string, error)) error {
+	r.event(i, name, stateRunning, 0, "")
 	t0 := time.Now()
 	detail, err := f()
 	el := time.Since(t0) + extra
@@ -332,11 +382,14 @@ func (r *roller) stepPlus(i int, name string, extra time.Duration, f func() (str
 	node := r.res.Nodes[i].Name
 	switch {
 	case err != nil:
+		r.event(i, name, stateFailed, el, err.Error())
 		r.logf(node, name, "FAILED after %s: %v", roundElapsed(el), err)
 	case detail != "":
-		r.logf(node, name, "ok  %s  %s", roundElapsed(el), detail)
+		r.event(i, name, stateOK, el, detail)
+		r.okf(node, name, "ok  %s  %s", roundElapsed(el), detail)
 	default:
-		r.logf(node, name, "ok  %s", roundElapsed(el))
+		r.event(i, name, stateOK, el, "")
+		r.okf(node, name, "ok  %s", roundElapsed(el))
 	}
 	return err
 }
@@ -382,9 +435,15 @@ func (r *roller) run(ctx context.Context) error {
 // agent answers, and records each node's current release.
 func (r *roller) preflight(ctx context.Context) error {
 	o := r.o
+	for i := range o.Nodes {
+		r.event(i, StepPreflight, stateRunning, 0, "")
+	}
 	t0 := time.Now()
 	pool, err := r.edge.Pool(ctx, o.Pool)
 	if err != nil {
+		for i := range o.Nodes {
+			r.event(i, StepPreflight, stateFailed, time.Since(t0), err.Error())
+		}
 		return &RolloutError{Step: StepPreflight, Err: err, Recovery: "nothing was changed"}
 	}
 	poolTime := time.Since(t0)
@@ -680,6 +739,7 @@ func (r *roller) recoverNode(ctx context.Context, i int, activated bool) string 
 	var parts []string
 	if activated {
 		if prev == "" {
+			r.event(i, StepRollback, stateSkipped, 0, "no release before this one")
 			r.logf(name, StepRollback, "SKIPPED: the node had no release before this one")
 			parts = append(parts, name+" has no previous release to roll back to")
 		} else {
@@ -910,6 +970,7 @@ func RunRollout(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	verifyTimeout := fs.Duration("verify-timeout", 30*time.Second, "wait for a node's health URL to report the new release")
 	healthyTimeout := fs.Duration("healthy-timeout", 60*time.Second, "wait for edge to report a node up after it is ready")
 	dryRun := fs.Bool("dry-run", false, "check edge and the agents, print the plan, change nothing")
+	progress := fs.String("progress", ProgressAuto, "progress display: auto (a live table on a terminal, else plain), tty (always the live table) or plain (one line per step)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `usage: edge-deploy rollout -pool POOL -node name=N,agent=URL|dir=PATH,health=URL ... (-dir D | -tarball F [-sha256 H] | -git REPO [-rev R]) [flags]
 
@@ -947,8 +1008,18 @@ flags:
 	case *gitRev != "" && *gitRepo == "":
 		return usageErr("-rev goes with -git")
 	}
+	if !validProgress(*progress) {
+		return usageErr("-progress must be auto, tty or plain, not %q", *progress)
+	}
 
-	out := &syncLineWriter{w: stdout}
+	// On the live table, everything (hook output of dir= nodes too) goes
+	// through it, so it is printed above the table instead of breaking it.
+	var out io.Writer = &syncLineWriter{w: stdout}
+	if s := resolveProgress(*progress, stdout, os.Getenv); s.live {
+		out = newLiveProgress(stdout, s)
+	} else {
+		*progress = ProgressPlain
+	}
 	var base Config
 	if *cfgPath != "" {
 		c, err := LoadConfig(*cfgPath)
@@ -962,7 +1033,7 @@ flags:
 		Edge: *edge, EdgeToken: *edgeToken, Pool: *pool,
 		ReleaseID: *id, Source: src,
 		DrainLease: *lease, DrainTimeout: *drainTimeout, VerifyTimeout: *verifyTimeout, HealthyTimeout: *healthyTimeout,
-		DryRun: *dryRun, Out: out,
+		DryRun: *dryRun, Out: out, Progress: *progress,
 	}
 	for _, ns := range nodes {
 		var t Target

@@ -3,6 +3,7 @@ package deploy
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -158,6 +159,45 @@ func (n *Node) Root() string { return n.root }
 
 // Config returns the node's configuration with defaults applied.
 func (n *Node) Config() Config { return n.cfg }
+
+// ReleasesDir returns the absolute directory of the node's complete
+// releases (releases/ under the root).
+func (n *Node) ReleasesDir() string { return n.releasesDir() }
+
+// ReleaseSize returns the apparent size of complete release id: the
+// bytes of its regular files. Links are not followed, so shared/ is not
+// counted. It takes no lock (a release being deleted meanwhile gives an
+// error) and returns ctx's error once ctx is done, which bounds it on
+// huge trees.
+func (n *Node) ReleaseSize(ctx context.Context, id string) (int64, error) {
+	if err := checkReleaseID(id); err != nil {
+		return 0, err
+	}
+	var size int64
+	entries := 0
+	err := filepath.WalkDir(n.releaseDir(id), func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if entries++; entries%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		if d.Type().IsRegular() {
+			fi, err := d.Info()
+			if err != nil {
+				return err
+			}
+			size += fi.Size()
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("measuring release %s: %w", id, err)
+	}
+	return size, nil
+}
 
 func (n *Node) releasesDir() string         { return filepath.Join(n.root, releasesDirName) }
 func (n *Node) releaseDir(id string) string { return filepath.Join(n.root, releasesDirName, id) }

@@ -68,7 +68,8 @@ node commands (each takes the node's lock, runs recover first, and
   activate ID           point current at release ID (atomic rename of a temporary link)
   rollback [--to ID]    return to the previous good release and mark the left one bad
   cleanup [--keep N]    remove old releases (current and the previous good one always stay)
-  status [--json]       current, previous, releases, lock holder, free disk, journal
+  status [--json]       where current points, the previous release, a table of the
+                        releases (state, age, size, source), lock holder, free disk, journal
   recover               remove leftovers of an interrupted operation
   agent [--listen ADDR] [--token T]
                         serve the node over HTTP (token default $EDGE_DEPLOY_TOKEN)
@@ -347,23 +348,27 @@ func (c *cli) status(args []string) int {
 	if !ok {
 		return code
 	}
-	st, err := n.Status()
+	rep, err := deploy.ReadStatusReport(n, statusSizeBudget)
 	if err != nil {
 		return c.fail(err)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(c.stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(st); err != nil {
+		if err := enc.Encode(rep); err != nil {
 			return c.fail(err)
 		}
 		return exitOK
 	}
-	if err := st.WriteTable(c.stdout); err != nil {
+	if err := rep.WriteTable(c.stdout, time.Now()); err != nil {
 		return c.fail(err)
 	}
 	return exitOK
 }
+
+// statusSizeBudget bounds the time status spends measuring releases; a
+// release not measured by then has no size ("?" in the table).
+const statusSizeBudget = 2 * time.Second
 
 func (c *cli) recover(args []string) int {
 	fs := c.flags("[--dry-run]")

@@ -2,12 +2,16 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -256,4 +260,154 @@ func execGit(args ...string) ([]byte, error) {
 	cmd := exec.Command("git", args...)
 	cmd.Env = append(os.Environ(), "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1")
 	return cmd.CombinedOutput()
+}
+
+// status on a real deploy root: where current points, the previous
+// release, and a table with each release's state, age, size and source;
+// -json carries the same and still decodes as a deploy.Status.
+func TestStatusTable(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "app")
+	cfgPath := filepath.Join(t.TempDir(), "deploy.yaml")
+	os.WriteFile(cfgPath, []byte("root: "+root+"\nshared: [storage/]\n"), 0o644)
+	badCfg := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(badCfg, []byte("root: "+root+"\nbuild_hooks:\n  - {name: build, run: 'exit 3'}\n"), 0o644)
+	for _, step := range [][]string{
+		{"-config", cfgPath, "prepare", "r1", "--dir", mkSrc(t, "r1")},
+		{"-config", cfgPath, "prepare", "r2", "--dir", mkSrc(t, "r2")},
+		{"-config", cfgPath, "activate", "r1"},
+		{"-config", cfgPath, "activate", "r2"},
+		{"-config", cfgPath, "prepare", "r3", "--dir", mkSrc(t, "r3")},
+	} {
+		if code, _, errOut := runCLI(t, step...); code != 0 {
+			t.Fatalf("%v: %d %s", step, code, errOut)
+		}
+	}
+	if code, _, _ := runCLI(t, "-config", badCfg, "prepare", "r4", "--dir", mkSrc(t, "r4")); code != 1 {
+		t.Fatalf("prepare with a failing hook: exit %d", code)
+	}
+	// Each release holds index.html ("release rN", 10 bytes) and a link to
+	// shared/storage, which is not counted.
+	if l, err := os.Readlink(filepath.Join(root, "releases", "r1", "storage")); err != nil || !strings.Contains(l, "shared") {
+		t.Fatalf("r1/storage is not a link to shared/: %q %v", l, err)
+	}
+
+	code, out, errOut := runCLI(t, "-root", root, "status")
+	if code != 0 {
+		t.Fatalf("status: %d %s", code, errOut)
+	}
+	t.Logf("status:\n%s", out)
+	ts := `\d+s ago\s+\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ`
+	for _, re := range []string{
+		`(?m)^releases:\s+` + regexp.QuoteMeta(filepath.Join(root, "releases")) + ` \(4 releases\)$`,
+		`(?m)^current:\s+r2 \(current -> releases/r2\)$`,
+		`(?m)^previous:\s+r1 \(what rollback returns to\)$`,
+		`(?m)^RELEASE\s+STATE\s+CREATED\s+ACTIVATED\s+SIZE\s+SOURCE$`,
+		`(?m)^r2\s+active \(current\)\s+` + ts + `\s+\d+s ago\s+10 B\s+directory /`,
+		`(?m)^r1\s+good \(previous\)\s+` + ts + `\s+\d+s ago\s+10 B\s+directory /`,
+		`(?m)^r3\s+prepared\s+` + ts + `\s+-\s+10 B\s+directory /`,
+		`(?m)^r4\s+failed\s+` + ts + `\s+-\s+-\s+build hook "build" failed: exit status 3$`,
+		`(?m)^TIME\s+OP\s+RELEASE\s+RESULT\s+MESSAGE$`,
+	} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("status output does not match %s", re)
+		}
+	}
+	// The columns are aligned: STATE starts at the same place in every row.
+	col := -1
+	for _, line := range strings.Split(out, "\n") {
+		var at int
+		switch {
+		case strings.HasPrefix(line, "RELEASE"):
+			at = strings.Index(line, "STATE")
+		case regexp.MustCompile(`^r\d `).MatchString(line):
+			at = strings.IndexFunc(line[2:], func(r rune) bool { return r != ' ' }) + 2
+		default:
+			continue
+		}
+		if col == -1 {
+			col = at
+		} else if at != col {
+			t.Errorf("STATE column at %d in %q, want %d", at, line, col)
+		}
+	}
+
+	code, out, _ = runCLI(t, "-root", root, "status", "-json")
+	var st deploy.Status
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.Current != "r2" || st.Previous != "r1" || len(st.Releases) != 4 {
+		t.Fatalf("status -json as a deploy.Status: %d %+v\n%s", code, st, out)
+	}
+	var rep struct {
+		ReleasesDir string `json:"releases_dir"`
+		Releases    []struct {
+			ID        string `json:"id"`
+			Status    string `json:"status"`
+			Role      string `json:"role"`
+			SizeBytes *int64 `json:"size_bytes"`
+		} `json:"releases"`
+	}
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.ReleasesDir != filepath.Join(root, "releases") {
+		t.Errorf("releases_dir %q", rep.ReleasesDir)
+	}
+	want := map[string]struct {
+		status, role string
+		size         int64 // -1: none
+	}{
+		"r1": {"good", "previous", 10}, "r2": {"active", "current", 10}, "r3": {"prepared", "", 10}, "r4": {"failed", "", -1},
+	}
+	for _, r := range rep.Releases {
+		w, ok := want[r.ID]
+		size := int64(-1)
+		if r.SizeBytes != nil {
+			size = *r.SizeBytes
+		}
+		if !ok || r.Status != w.status || r.Role != w.role || size != w.size {
+			t.Errorf("release %s: status %q role %q size %d, want %+v", r.ID, r.Status, r.Role, size, w)
+		}
+		delete(want, r.ID)
+	}
+	if len(want) > 0 {
+		t.Errorf("releases missing from -json: %v", want)
+	}
+}
+
+// Sizes are measured within a time budget: what is not measured shows
+// "?", and ReleaseSize stops when its context is done.
+func TestStatusSizeBudget(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "app")
+	src := mkSrc(t, "big")
+	for i := range 600 {
+		os.WriteFile(filepath.Join(src, fmt.Sprintf("f%03d.txt", i)), []byte("x"), 0o644)
+	}
+	if code, _, errOut := runCLI(t, "-root", root, "prepare", "big", "--dir", src); code != 0 {
+		t.Fatalf("prepare: %d %s", code, errOut)
+	}
+	n, err := deploy.Open(deploy.Config{Root: root})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if size, err := n.ReleaseSize(t.Context(), "big"); err != nil || size != 600+int64(len("release big")) {
+		t.Errorf("ReleaseSize = %d, %v", size, err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := n.ReleaseSize(ctx, "big"); !errors.Is(err, context.Canceled) {
+		t.Errorf("ReleaseSize with a cancelled context: %v", err)
+	}
+	if _, err := n.ReleaseSize(t.Context(), "../x"); err == nil {
+		t.Error("ReleaseSize accepted an invalid id")
+	}
+	rep, err := deploy.ReadStatusReport(n, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := rep.WriteTable(&buf, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Releases) != 1 || rep.Releases[0].SizeBytes != nil || !regexp.MustCompile(`(?m)^big\s+prepared\s+.*\s\?\s+directory `).MatchString(buf.String()) {
+		t.Errorf("without a budget, the size is not \"?\":\n%s", buf.String())
+	}
 }
