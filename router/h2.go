@@ -359,13 +359,13 @@ func (h *h2Server) readRequest(st *h2Stream, r *http.Request) error {
 func (h *h2Server) writeResponse(w http.ResponseWriter, r *http.Request, ctx *fasthttp.RequestCtx) {
 	resp := &ctx.Response
 	hdr := w.Header()
-	resp.Header.VisitAll(func(name, value []byte) {
+	for name, value := range resp.Header.All() {
 		if connectionSpecific(name) || bytes.EqualFold(name, hdrContentLength) {
-			return
+			continue
 		}
 		k := string(name)
 		hdr[k] = append(hdr[k], string(value))
-	})
+	}
 	// As over HTTP/1.1, edge adds neither a Date nor a sniffed
 	// Content-Type that the node did not send.
 	if _, ok := hdr["Date"]; !ok {

@@ -205,7 +205,7 @@ func TestHTTP2BehavesAsHTTP1(t *testing.T) {
 			want: check{status: 200, body: "7"}},
 		{name: "body too large", method: "POST", path: "/upload", body: func() io.Reader { return bytes.NewReader(make([]byte, 3<<20)) },
 			header: map[string]string{"Expect": "100-continue"}, // refused before it is sent
-			want: check{status: 413}},
+			want:   check{status: 413}},
 		{name: "too many fields", method: "GET", path: "/hello", header: many,
 			want: check{status: 431}},
 		{name: "streamed download", method: "GET", path: "/download?n=1000000",
