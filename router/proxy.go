@@ -183,9 +183,12 @@ func (s *Server) handle(ctx *fasthttp.RequestCtx) {
 		}
 		ctx.Response.SetBodyRaw(r.respond.body)
 	case actionProxy:
-		if r.cache != nil {
+		switch {
+		case sc.fields&sawHop != 0 && isUpgrade(&ctx.Request.Header):
+			s.tunnel(ctx, snap, r, sc, &out) // WebSocket and other upgrades (tunnel.go); never cached
+		case r.cache != nil:
 			s.proxyCached(ctx, snap, r, sc, &out)
-		} else {
+		default:
 			s.proxy(ctx, snap, r, sc, &out)
 		}
 	}
