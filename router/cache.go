@@ -407,8 +407,8 @@ func (s *Server) serveStored(ctx *fasthttp.RequestCtx, e *cache.Entry, now time.
 	if !validRequestID(id) {
 		sc.xff = s.ids.appendID(sc.xff[:0])
 		id = sc.xff
-		if s.accessLog.Load().enabled() {
-			// For the access log, should a response rule remove the
+		if s.accessLog.Load().enabled() || s.tail.active() {
+			// For the access log and live followers, should a response rule remove the
 			// response's. (Nothing else reads it: a stored answer
 			// goes to no node.)
 			ctx.Request.Header.SetBytesKV(hdrXRequestID, id)

@@ -93,6 +93,7 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	}
 	s.tlsMetrics = newTLSMetrics(s.metrics.reg, s)
 	s.h2Metrics = newH2Metrics(s.metrics.reg)
+	s.tail.setup(s.metrics.reg)
 	s.limits = newLimitMetrics(s.metrics.reg, s.rejectedConnections)
 	if s.cache.store, err = cache.NewStore(cache.StoreConfig{MaxBytes: int64(cfg.Cache.Size)}); err != nil {
 		return nil, fmt.Errorf("creating the cache store: %w", err)
