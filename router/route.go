@@ -2,7 +2,9 @@ package router
 
 import (
 	"bytes"
+	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -102,6 +104,48 @@ func (r *route) matches(ctx *fasthttp.RequestCtx, path []byte) bool {
 		return false
 	}
 	return true
+}
+
+// whyNot appends to dst why each non-host condition of the route fails
+// for the request, in the order matches checks them; it appends nothing
+// exactly when matches returns true. It is edge explain's view of
+// matches, off the request path; the two must change together
+// (TestExplainWhyNotAgreesWithMatches holds them to it).
+func (r *route) whyNot(dst []string, ctx *fasthttp.RequestCtx, path []byte) []string {
+	switch {
+	case r.exactPath != nil:
+		if !bytes.Equal(path, r.exactPath) {
+			dst = append(dst, fmt.Sprintf("path %q is not %q", path, r.exactPath))
+		}
+	case r.pathPrefix != nil:
+		if !bytes.HasPrefix(path, r.pathPrefix) {
+			dst = append(dst, fmt.Sprintf("path %q does not start with %q", path, r.pathPrefix))
+		}
+	case r.pathRegex != nil:
+		if !r.pathRegex.Match(path) {
+			dst = append(dst, fmt.Sprintf("path %q does not match regex %q", path, r.pathRegex.String()))
+		}
+	}
+	if len(r.methods) > 0 {
+		m := ctx.Method()
+		if !slices.ContainsFunc(r.methods, func(want []byte) bool { return bytes.Equal(m, want) }) {
+			dst = append(dst, fmt.Sprintf("method %s is not one of %s", m, bytes.Join(r.methods, []byte(", "))))
+		}
+	}
+	for i := range r.headers {
+		h := &r.headers[i]
+		v := ctx.Request.Header.PeekBytes(h.name)
+		switch {
+		case v == nil:
+			dst = append(dst, fmt.Sprintf("header %s is missing", h.name))
+		case h.hasValue && !bytes.Equal(v, h.value):
+			dst = append(dst, fmt.Sprintf("header %s is %q, not %q", h.name, v, h.value))
+		}
+	}
+	if r.redirect != nil && !r.redirect.applies(ctx, path) {
+		dst = append(dst, "redirect would not change the URL: "+redirectNoChange(r.redirect))
+	}
+	return dst
 }
 
 // hostIndex finds the routes that can match a host, in config order, without

@@ -13,7 +13,9 @@ import (
 // own flag sets (completionSpec).
 var edgeCommands = []struct{ name, help string }{
 	{"run", "serve in the foreground"},
-	{"check", "validate a configuration file"},
+	{"check", "validate a configuration file and summarise it"},
+	{"explain", "say what edge does with a request"},
+	{"tail", "follow the access log live, filtered"},
 	{"reload", "reload a running edge through its admin API"},
 	{"version", "print the version and build revision"},
 	{"completion", "print a shell completion script"},

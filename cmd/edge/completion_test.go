@@ -49,14 +49,23 @@ func TestCompletionUsage(t *testing.T) {
 // The flags come from the commands' flag sets, so a flag added to a
 // command appears in completion without touching completion.go.
 func TestCompletionFlagsFromFlagSets(t *testing.T) {
-	want := map[string][]string{"run": {"config"}, "check": {"config"}, "reload": {"admin", "token"}}
+	want := map[string][]string{
+		"run":     {"config"},
+		"check":   {"admin", "config", "q", "token"},
+		"explain": {"H", "X", "admin", "client", "config", "json", "token"},
+		"tail":    {"admin", "cache", "config", "json", "method", "n", "node", "path", "route", "slow", "status", "token"},
+		"reload":  {"admin", "token"},
+	}
+	// Only these take no value; any other flag read as boolean would
+	// make completion skip the value the user types next.
+	boolean := map[string]bool{"check -q": true, "explain -json": true, "tail -json": true}
 	spec := completionSpec()
 	for _, c := range spec.Commands {
 		var got []string
 		for _, f := range c.Flags {
 			got = append(got, f.Name)
-			if f.Type == "" {
-				t.Errorf("%s -%s: read as a boolean flag", c.Name, f.Name)
+			if (f.Type == "") != boolean[c.Name+" -"+f.Name] {
+				t.Errorf("%s -%s: boolean is %v, want %v", c.Name, f.Name, f.Type == "", boolean[c.Name+" -"+f.Name])
 			}
 		}
 		if !slices.Equal(got, want[c.Name]) {
@@ -138,7 +147,7 @@ func TestCompletionBash(t *testing.T) {
 		words []string
 		want  []string
 	}{
-		{[]string{"edge", ""}, []string{"check", "completion", "help", "reload", "run", "version"}},
+		{[]string{"edge", ""}, []string{"check", "completion", "explain", "help", "reload", "run", "tail", "version"}},
 		{[]string{"edge", "re"}, []string{"reload"}},
 		{[]string{"edge", "reload", "-"}, []string{"-admin", "-token"}},
 		{[]string{"edge", "reload", "--t"}, []string{"--token"}},

@@ -1,7 +1,8 @@
 // Command edge is the HTTP edge router and load balancer.
 //
 //	edge run    -config FILE   serve in the foreground (SIGHUP reloads, SIGTERM/SIGINT stop gracefully)
-//	edge check  -config FILE   validate the file, print every problem, exit 1 on any
+//	edge check  -config FILE [-admin ADDR]   validate the file, print every problem (exit 1) or a summary, and the differences from a running edge
+//	edge explain [-config FILE | -admin ADDR] [-X M] [-H 'N: v'] URL   say what edge does with a request
 //	edge reload [-admin ADDR] [-token T]   ask a running edge to reload its file
 //	edge version               print the version and build revision
 //	edge completion bash|zsh|fish   print a shell completion script
@@ -41,6 +42,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRun(args[1:], stderr)
 	case "check":
 		return cmdCheck(args[1:], stdout, stderr)
+	case "explain":
+		return cmdExplain(args[1:], stdout, stderr)
+	case "tail":
+		return cmdTail(args[1:], stdout, stderr)
 	case "reload":
 		return cmdReload(args[1:], stdout, stderr)
 	case "version", "-version", "--version":
@@ -60,7 +65,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 func usage(w io.Writer) {
 	fmt.Fprint(w, `usage:
   edge run    -config FILE              serve (SIGHUP reloads, SIGTERM/SIGINT stop gracefully)
-  edge check  -config FILE              validate FILE and print every problem
+  edge check  -config FILE [-admin ADDR] [-q]
+                                        validate FILE, print every problem or a summary,
+                                        and with -admin how it differs from the running edge
+  edge explain [-config FILE | -admin ADDR] [-X METHOD] [-H 'Name: value']... [-client IP] [-json] URL
+                                        say what edge does with a request to URL
+  edge tail [-admin ADDR | -config FILE] [-route R] [-node N] [-status 5xx] [-cache miss] [-slow D] [-json] [-n N]
+                                        follow the access log of a running edge live, filtered
   edge reload [-admin ADDR] [-token T]  reload a running edge through its admin API
   edge version                          print the version
   edge completion bash|zsh|fish         print a shell completion script
@@ -75,21 +86,6 @@ func configFlag(name string, args []string, stderr io.Writer) (string, bool) {
 		return "", false
 	}
 	return *path, true
-}
-
-func cmdCheck(args []string, stdout, stderr io.Writer) int {
-	path, ok := configFlag("check", args, stderr)
-	if !ok {
-		return 2
-	}
-	cfg, err := config.Load(path)
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	fmt.Fprintf(stdout, "%s: configuration ok (%d listeners, %d upstreams, %d routes)\n",
-		path, len(cfg.Listeners), len(cfg.Upstreams), len(cfg.Routes))
-	return 0
 }
 
 func cmdRun(args []string, stderr io.Writer) int {

@@ -66,12 +66,18 @@ func TestCheckValidFile(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d, want 0; stderr:\n%s", code, stderr)
 	}
+	// The verdict comes first, alone on its line, then the summary.
 	want := path + ": configuration ok (1 listeners, 1 upstreams, 2 routes)\n"
-	if stdout != want {
-		t.Fatalf("stdout %q, want %q", stdout, want)
+	if !strings.HasPrefix(stdout, want) {
+		t.Fatalf("stdout %q, want it to start with %q", stdout, want)
 	}
 	if stderr != "" {
 		t.Fatalf("stderr %q, want nothing", stderr)
+	}
+	// With -q, the verdict is all.
+	code, stdout, stderr = runCLI("check", "-q", "-config", path)
+	if code != 0 || stdout != want || stderr != "" {
+		t.Fatalf("check -q: exit %d, stdout %q, stderr %q; want 0, %q and nothing", code, stdout, stderr, want)
 	}
 }
 
