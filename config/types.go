@@ -191,7 +191,9 @@ type Admin struct {
 	// Address is host:port. Default: "127.0.0.1:9901". "off" disables it.
 	Address string `yaml:"address"`
 	// Token, when set, is required as "Authorization: Bearer <token>" on
-	// every admin request except /healthz. Default: empty (no token).
+	// every admin request except /healthz, or as the session cookie that
+	// the status page's login (POST /login) sets from it. Default: empty
+	// (no token).
 	Token string `yaml:"token"`
 }
 

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
 	"net"
 	"net/http"
@@ -23,7 +24,13 @@ import (
 //	POST /reload   reload the configuration file; 200, or 422 with every problem
 //	GET  /version  the version
 //	GET  /debug/pprof/…  Go profiles (CPU, heap, goroutines) for diagnosis
+//	GET  /         the live status page (HTML); GET /status its data (JSON)
+//	GET  /login    the login form; POST /login, POST /logout (status.go)
+//
+// It also starts the sampler of the status page's per-node figures, which
+// stops once the admin server is shut down.
 func (s *Server) newAdminServer() *fasthttp.Server {
+	s.metrics.status.startSampler(s)
 	pprofMux := http.NewServeMux()
 	pprofMux.HandleFunc("/debug/pprof/", pprof.Index)
 	pprofMux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
@@ -48,7 +55,17 @@ func (s *Server) newAdminServer() *fasthttp.Server {
 				ctx.Error(reason+"\n", fasthttp.StatusForbidden)
 				return
 			}
+			if path == "/login" || path == "/logout" {
+				s.handleLogin(ctx, path)
+				return
+			}
 			if !s.adminAuthorized(ctx) {
+				if path == "/" && (ctx.IsGet() || ctx.IsHead()) {
+					// A browser: it cannot send the bearer token, so it
+					// logs in for a session cookie.
+					seeOther(ctx, "/login")
+					return
+				}
 				ctx.Response.Header.Set("WWW-Authenticate", `Bearer realm="edge admin"`)
 				ctx.Error("unauthorized\n", fasthttp.StatusUnauthorized)
 				return
@@ -105,18 +122,30 @@ func (s *Server) newAdminServer() *fasthttp.Server {
 // rest. Files add theirs from init; the map is never changed afterwards.
 var adminEndpoints = map[string]func(*Server, *fasthttp.RequestCtx){}
 
-// adminAuthorized checks the bearer token in constant time, when one is set.
+// adminAuthorized reports whether a request may use the admin API: always
+// when no token is set; otherwise with "Authorization: Bearer <token>" or
+// the session cookie that POST /login sets (a browser cannot send the
+// header when it navigates). Both are checked in constant time.
 func (s *Server) adminAuthorized(ctx *fasthttp.RequestCtx) bool {
 	token := s.snap.Load().cfg.Admin.Token
 	if token == "" {
 		return true
 	}
 	const prefix = "Bearer "
-	got := ctx.Request.Header.Peek("Authorization")
-	if len(got) <= len(prefix) || string(got[:len(prefix)]) != prefix {
-		return false
+	if got := ctx.Request.Header.Peek("Authorization"); len(got) > len(prefix) && string(got[:len(prefix)]) == prefix {
+		return tokenEqual(got[len(prefix):], token)
 	}
-	return subtle.ConstantTimeCompare(got[len(prefix):], []byte(token)) == 1
+	if c := ctx.Request.Header.Cookie(adminCookie); len(c) > 0 {
+		return validSession(token, c, time.Now())
+	}
+	return false
+}
+
+// tokenEqual compares a presented token with the admin token in constant
+// time, lengths included (it compares their SHA-256 digests).
+func tokenEqual(got []byte, token string) bool {
+	a, b := sha256.Sum256(got), sha256.Sum256([]byte(token))
+	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
 }
 
 // adminCrossSite refuses requests that a web page could have made the

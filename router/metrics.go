@@ -32,6 +32,10 @@ type metrics struct {
 
 	retries              *prometheus.CounterVec // pool, reason
 	retryBudgetExhausted *prometheus.CounterVec // pool
+
+	// status is the admin status page's state: per-node rolling figures
+	// and the last reload's result (status.go).
+	status *statusState
 }
 
 func newMetrics(conns prometheus.Collector) *metrics {
@@ -107,6 +111,7 @@ func newMetrics(conns prometheus.Collector) *metrics {
 	// Make the reload series exist from the start, so a dashboard shows 0.
 	m.reloads.WithLabelValues("success")
 	m.reloads.WithLabelValues("failure")
+	m.status = newStatusState()
 	m.clientErrorBy = map[string]prometheus.Counter{}
 	for _, reason := range []string{"bad_request", "bad_path", "uri_too_long", "header_too_large", "body_too_large", "timeout", "no_route", "rate_limited"} {
 		m.clientErrorBy[reason] = m.clientErrors.WithLabelValues(reason)
@@ -129,6 +134,9 @@ type routeMetrics struct {
 	// cells[nodeIndex+1][class]; index 0 is "no node".
 	cells [][6]counterCell
 	nodes []string
+	// stats[nodeIndex+1] are the nodes' rolling figures for the status
+	// page; stats[0] is nil ("no node").
+	stats []*nodeStats
 }
 
 type counterCell struct {
@@ -140,8 +148,10 @@ func (m *metrics) forRoute(name, pool string, nodes []*Node) *routeMetrics {
 	rm := &routeMetrics{m: m, route: name, pool: pool, duration: m.requestDuration.WithLabelValues(name)}
 	rm.cells = make([][6]counterCell, len(nodes)+1)
 	rm.nodes = make([]string, len(nodes)+1)
+	rm.stats = make([]*nodeStats, len(nodes)+1)
 	for i, n := range nodes {
 		rm.nodes[i+1] = n.Name
+		rm.stats[i+1] = m.status.statsFor(pool, n.Name)
 	}
 	return rm
 }
@@ -167,6 +177,9 @@ func (rm *routeMetrics) count(node *Node, status int, seconds float64) {
 	}
 	(*c).Inc()
 	rm.duration.Observe(seconds)
+	if st := rm.stats[i]; st != nil {
+		st.record(status, seconds) // atomic adds only
+	}
 }
 
 // nodeMetrics are a node's metric handles within its pool.
@@ -176,10 +189,14 @@ type nodeMetrics struct {
 	timeout  prometheus.Counter
 	busy     prometheus.Counter
 	otherErr prometheus.Counter
+	// stats are the node's rolling figures, shared with routeMetrics and
+	// read by the status sampler.
+	stats *nodeStats
 }
 
 func (m *metrics) forNode(pool, node string) *nodeMetrics {
 	return &nodeMetrics{
+		stats:    m.status.statsFor(pool, node),
 		duration: m.upstreamDuration.WithLabelValues(pool, node),
 		dialErr:  m.upstreamErrors.WithLabelValues(pool, node, "dial"),
 		timeout:  m.upstreamErrors.WithLabelValues(pool, node, "timeout"),

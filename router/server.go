@@ -343,6 +343,7 @@ func (s *Server) Apply(cfg *config.Config) error {
 	s.metrics.reloads.WithLabelValues("success").Inc()
 	s.metrics.lastReloadOK.Set(1)
 	s.metrics.lastReloadTime.SetToCurrentTime()
+	s.noteReload(nil)
 	s.log.Info("configuration applied", "routes", len(next.routes), "upstreams", len(next.pools))
 	return nil
 }
@@ -366,6 +367,7 @@ func (s *Server) rebuild() error {
 func (s *Server) reloadFailed(err error) {
 	s.metrics.reloads.WithLabelValues("failure").Inc()
 	s.metrics.lastReloadOK.Set(0)
+	s.noteReload(err)
 	s.log.Error("configuration refused; the running configuration keeps serving", "error", err)
 }
 
