@@ -6,7 +6,6 @@ import (
 	"cmp"
 	"context"
 	"crypto/tls"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/edge-router/edge/cache"
 	"github.com/edge-router/edge/config"
@@ -490,7 +488,7 @@ func describeRoute(snap *snapshot, r *route) *ExplainedRoute {
 		return er
 	}
 	cr := snap.cfg.Routes[r.index]
-	er.Match = DescribeMatch(&cr.Match)
+	er.Match = cr.Match.Describe()
 	switch r.kind {
 	case actionProxy:
 		er.Action, er.Pool = "proxy", r.pool.name
@@ -507,38 +505,6 @@ func describeRoute(snap *snapshot, r *route) *ExplainedRoute {
 	}
 	er.ResponseHeaders = describeHeaderRules(cr.ResponseHeaders)
 	return er
-}
-
-// DescribeMatch summarises a route's conditions in one line, such as
-// `hosts=example.com,*.example.org path_prefix=/api methods=GET,HEAD
-// header=X-Beta:1`; "any request" when there are none.
-func DescribeMatch(m *config.Match) string {
-	var parts []string
-	if len(m.Hosts) > 0 {
-		parts = append(parts, "hosts="+strings.Join(m.Hosts, ","))
-	}
-	switch {
-	case m.Path != "":
-		parts = append(parts, "path="+m.Path)
-	case m.PathPrefix != "":
-		parts = append(parts, "path_prefix="+m.PathPrefix)
-	case m.PathRegex != "":
-		parts = append(parts, "path_regex="+m.PathRegex)
-	}
-	if len(m.Methods) > 0 {
-		parts = append(parts, "methods="+strings.Join(m.Methods, ","))
-	}
-	for _, h := range m.Headers {
-		if h.Value != "" {
-			parts = append(parts, "header="+h.Name+":"+h.Value)
-		} else {
-			parts = append(parts, "header="+h.Name)
-		}
-	}
-	if len(parts) == 0 {
-		return "any request"
-	}
-	return strings.Join(parts, " ")
 }
 
 // describeHeaderRules lists header rules as "remove X", "set X", "add X",
@@ -979,7 +945,7 @@ func (s *Server) handleConfig(ctx *fasthttp.RequestCtx) {
 	if !requireMethod(ctx, fasthttp.MethodGet) {
 		return
 	}
-	m, err := RedactedConfig(s.snap.Load().cfg)
+	m, err := s.snap.Load().cfg.RedactedJSON()
 	if err != nil {
 		s.log.Error("encoding the running configuration", "error", err)
 		writeJSONError(ctx, fasthttp.StatusInternalServerError, "the configuration cannot be encoded")
@@ -988,110 +954,5 @@ func (s *Server) handleConfig(ctx *fasthttp.RequestCtx) {
 	writeJSON(ctx, fasthttp.StatusOK, m)
 }
 
-// RedactedConfig returns cfg as generic JSON values (objects are
-// map[string]any, numbers float64), with the configuration file's field
-// names and defaults applied, for GET /config and `edge check -admin`.
-// Secrets are replaced by "[redacted]": fields whose name says token,
-// secret, password, mac_key or credential (admin.token,
-// cache.purge.token, tls.acme.eab.mac_key), and the values of header
-// rules, fixed-response headers and header match conditions whose field
-// name looks like a credential (Authorization, Cookie, *-Token, *-Key,
-// …). Empty values stay empty, so that whether one is set still shows.
-func RedactedConfig(cfg *config.Config) (map[string]any, error) {
-	y, err := yaml.Marshal(cfg)
-	if err != nil {
-		return nil, fmt.Errorf("encoding the configuration: %w", err)
-	}
-	var v any
-	if err := yaml.Unmarshal(y, &v); err != nil {
-		return nil, fmt.Errorf("decoding the encoded configuration: %w", err)
-	}
-	j, err := json.Marshal(jsonable(v))
-	if err != nil {
-		return nil, fmt.Errorf("encoding the configuration as JSON: %w", err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(j, &m); err != nil {
-		return nil, fmt.Errorf("decoding the configuration's JSON: %w", err)
-	}
-	redact(m, "")
-	return m, nil
-}
-
-// Redacted replaces a secret value in RedactedConfig.
-const Redacted = "[redacted]"
-
-// jsonable turns YAML-decoded values into values encoding/json accepts
-// (maps with non-string keys get string keys).
-func jsonable(v any) any {
-	switch v := v.(type) {
-	case map[string]any:
-		for k, x := range v {
-			v[k] = jsonable(x)
-		}
-		return v
-	case map[any]any:
-		out := make(map[string]any, len(v))
-		for k, x := range v {
-			out[fmt.Sprint(k)] = jsonable(x)
-		}
-		return out
-	case []any:
-		for i, x := range v {
-			v[i] = jsonable(x)
-		}
-		return v
-	}
-	return v
-}
-
-// redact replaces secrets in a decoded configuration in place; parent is
-// the key v sits under.
-func redact(v any, parent string) {
-	switch v := v.(type) {
-	case map[string]any:
-		// A header condition: {name: Authorization, value: …}.
-		if name, ok := v["name"].(string); ok && parent == "headers" && sensitiveHeader(name) {
-			if val, ok := v["value"].(string); ok && val != "" {
-				v["value"] = Redacted
-			}
-		}
-		headerMap := parent == "set" || parent == "add" || parent == "headers"
-		for k, x := range v {
-			if s, ok := x.(string); ok {
-				if s != "" && (secretField(k) || (headerMap && sensitiveHeader(k))) {
-					v[k] = Redacted
-				}
-				continue
-			}
-			redact(x, k)
-		}
-	case []any:
-		for _, x := range v {
-			redact(x, parent)
-		}
-	}
-}
-
-// secretField reports configuration field names that hold secrets.
-func secretField(name string) bool {
-	name = strings.ToLower(name)
-	for _, w := range []string{"token", "secret", "password", "passwd", "mac_key", "private_key", "api_key", "credential"} {
-		if strings.Contains(name, w) {
-			return true
-		}
-	}
-	return false
-}
-
-// sensitiveHeader reports header names whose values are likely
-// credentials.
-func sensitiveHeader(name string) bool {
-	name = strings.ToLower(name)
-	for _, w := range []string{"auth", "cookie", "token", "secret", "password", "key", "session", "signature"} {
-		if strings.Contains(name, w) {
-			return true
-		}
-	}
-	return false
-}
+// Redacted replaces a secret value in GET /config (config.Redacted).
+const Redacted = config.Redacted
