@@ -106,7 +106,7 @@ func (r StatusReport) WriteTable(w io.Writer, now time.Time) error {
 		lock = "held by " + r.LockHolder
 	}
 	fmt.Fprintf(tw, "lock:\t%s\n", lock)
-	fmt.Fprintf(tw, "free disk:\t%s\n", sizeString(r.FreeBytes))
+	fmt.Fprintf(tw, "free disk:\t%s\n", humanBytes(r.FreeBytes))
 	for _, w := range r.Warnings {
 		fmt.Fprintf(tw, "warning:\t%s\n", w)
 	}
@@ -120,7 +120,7 @@ func (r StatusReport) WriteTable(w io.Writer, now time.Time) error {
 		size := "?"
 		switch {
 		case rel.SizeBytes != nil:
-			size = sizeString(*rel.SizeBytes)
+			size = humanBytes(*rel.SizeBytes)
 		case rel.Status == StatusFailed:
 			size = "-"
 		}
@@ -165,20 +165,6 @@ func ageString(d time.Duration) string {
 		return fmt.Sprintf("%dh ago", int(d/time.Hour))
 	}
 	return fmt.Sprintf("%dd ago", int(d/(24*time.Hour)))
-}
-
-// sizeString formats a byte count with a binary unit: "512 B", "1.5 KiB".
-func sizeString(b int64) string {
-	const unit = 1024
-	if b < unit {
-		return fmt.Sprintf("%d B", b)
-	}
-	div, exp := int64(unit), 0
-	for v := b / unit; v >= unit; v /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(b)/float64(div), "KMGTPE"[exp])
 }
 
 // plural returns "1 release", "3 releases".

@@ -16,8 +16,8 @@ func TestAgeAndSizeStrings(t *testing.T) {
 		}
 	}
 	for b, want := range map[int64]string{0: "0 B", 1023: "1023 B", 1536: "1.5 KiB", 5 << 30: "5.0 GiB"} {
-		if got := sizeString(b); got != want {
-			t.Errorf("sizeString(%d) = %q, want %q", b, got, want)
+		if got := humanBytes(b); got != want {
+			t.Errorf("humanBytes(%d) = %q, want %q", b, got, want)
 		}
 	}
 }

@@ -590,7 +590,7 @@ func (s *Server) statusView() statusView {
 	// Routes.
 	cached := 0
 	for i, cr := range snap.cfg.Routes {
-		rv := routeView{Name: cr.Name, Match: matchSummary(&cr.Match)}
+		rv := routeView{Name: cr.Name, Match: cr.Match.Describe()}
 		switch {
 		case cr.Proxy != "":
 			rv.Action, rv.Pool = "proxy", cr.Proxy
@@ -697,37 +697,6 @@ func (s *Server) statusView() statusView {
 		return strings.Compare(a.Name+"\x00"+a.Source, b.Name+"\x00"+b.Source)
 	})
 	return v
-}
-
-// matchSummary describes a route's conditions in one line.
-func matchSummary(m *config.Match) string {
-	var parts []string
-	if len(m.Hosts) > 0 {
-		parts = append(parts, "host "+strings.Join(m.Hosts, ","))
-	}
-	if m.Path != "" {
-		parts = append(parts, "path "+m.Path)
-	}
-	if m.PathPrefix != "" {
-		parts = append(parts, "prefix "+m.PathPrefix)
-	}
-	if m.PathRegex != "" {
-		parts = append(parts, "regex "+m.PathRegex)
-	}
-	if len(m.Methods) > 0 {
-		parts = append(parts, "method "+strings.Join(m.Methods, ","))
-	}
-	for _, h := range m.Headers {
-		if h.Value != "" {
-			parts = append(parts, "header "+h.Name+"="+h.Value)
-		} else {
-			parts = append(parts, "header "+h.Name)
-		}
-	}
-	if len(parts) == 0 {
-		return "*"
-	}
-	return strings.Join(parts, " ")
 }
 
 // redirectSummary describes a redirect's target.

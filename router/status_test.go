@@ -139,7 +139,7 @@ func TestStatusReportsNodesTrafficAndFailures(t *testing.T) {
 		t.Errorf("listeners = %+v, want public on %s", st.Listeners, e.addr)
 	}
 	if len(st.Routes) != 1 || st.Routes[0].Name != "app" || st.Routes[0].Action != "proxy" || st.Routes[0].Pool != "app" ||
-		st.Routes[0].Match != "prefix /" || st.Routes[0].Cached {
+		st.Routes[0].Match != "path_prefix=/" || st.Routes[0].Cached {
 		t.Errorf("routes = %+v", st.Routes)
 	}
 	if st.ConfigPath != e.path || !st.Reload.OK || st.AuthRequired || st.Cache.MaxBytes <= 0 {

@@ -708,20 +708,10 @@ var errNoHalfClose = errors.New("connection cannot be half-closed")
 // through edge's and fasthttp's connection wrappers.
 func closeWrite(c net.Conn) error {
 	for range 8 {
-		switch x := c.(type) {
-		case interface{ CloseWrite() error }:
-			return x.CloseWrite()
-		case interface{ UnsafeConn() net.Conn }: // fasthttp's hijacked connection
-			c = x.UnsafeConn()
-		case *sendTimeoutConn:
-			c = x.Conn
-		case *slidingConn:
-			c = x.Conn
-		case *limitConn:
-			c = x.Conn
-		case *proxyConn:
-			c = x.Conn
-		default:
+		if cw, ok := c.(interface{ CloseWrite() error }); ok {
+			return cw.CloseWrite()
+		}
+		if c = wrappedConn(c); c == nil {
 			return errNoHalfClose
 		}
 	}
@@ -732,22 +722,32 @@ func closeWrite(c net.Conn) error {
 // included), whose Close ends every pending read and write at once.
 func innermostConn(c net.Conn) net.Conn {
 	for range 8 {
-		switch x := c.(type) {
-		case interface{ UnsafeConn() net.Conn }:
-			c = x.UnsafeConn()
-		case interface{ NetConn() net.Conn }: // *tls.Conn, tlsConn
-			c = x.NetConn()
-		case *sendTimeoutConn:
-			c = x.Conn
-		case *slidingConn:
-			c = x.Conn
-		case *limitConn:
-			c = x.Conn
-		case *proxyConn:
-			c = x.Conn
-		default:
+		next := wrappedConn(c)
+		if nc, ok := c.(interface{ NetConn() net.Conn }); ok && next == nil { // *tls.Conn, tlsConn
+			next = nc.NetConn()
+		}
+		if next == nil {
 			return c
 		}
+		c = next
 	}
 	return c
+}
+
+// wrappedConn returns the connection one of edge's or fasthttp's
+// wrappers holds (not TLS: that one changes the bytes), or nil.
+func wrappedConn(c net.Conn) net.Conn {
+	switch x := c.(type) {
+	case interface{ UnsafeConn() net.Conn }: // fasthttp's hijacked connection
+		return x.UnsafeConn()
+	case *sendTimeoutConn:
+		return x.Conn
+	case *slidingConn:
+		return x.Conn
+	case *limitConn:
+		return x.Conn
+	case *proxyConn:
+		return x.Conn
+	}
+	return nil
 }
