@@ -10,9 +10,15 @@
 #   haproxy  conf/peers-haproxy.cfg.in: nbthread 1, http-reuse always; `cache` section for hits
 #   nginx    conf/peers-nginx.conf.in: 1 worker, upstream keepalive; proxy_cache on tmpfs for hits
 #   varnish  conf/peers-varnish.vcl.in: malloc 256m, thread_pools=1; pass for /nocache, /stream
-#   caddy    conf/peers-caddy.Caddyfile.in, peers-caddy-tls.Caddyfile.in (tls): reverse_proxy,
-#            keep-alive pool (no cache: no hit rows)
-#   edge     bin/edge: conf/edge-peers.yaml.in, edge-cache.yaml.in (hits), edge-tls.yaml.in (tls)
+#   caddy    conf/peers-caddy.Caddyfile.in, peers-caddy-tls.Caddyfile.in (tls),
+#            peers-caddy-h2.Caddyfile.in (h2): reverse_proxy, keep-alive pool (no cache: no hit rows)
+#   edge     bin/edge: conf/edge-peers.yaml.in, edge-cache.yaml.in (hits), edge-tls.yaml.in (tls
+#            and h2: HTTP/2 is on by default on edge's TLS listeners)
+#   edge-prev  only with EDGE2_BIN=/path/to/another/edge: the same rows as edge for a second
+#            binary (say the previous commit's), to see what a change did; the report adds
+#            edge ÷ edge-prev ratios. A binary without HTTP/2 skips the h2 row.
+# TLS rows (tls, h2) use conf/haproxy-tls.cfg.in / haproxy-h2.cfg.in and nginx-tls.conf.in /
+# nginx-h2.conf.in instead of the peers-* files (same settings plus the TLS listener).
 # Origins: three ../shared/bench/backend nodes (fasthttp: / and /big cacheable for 60 s,
 # /nocache and /nocache/big no-store) and, for stream-1g, three bench/origin nodes.
 #
@@ -24,36 +30,56 @@
 #   close      GET /nocache with `Connection: close`: a new client connection per request
 #   tls        GET /nocache over TLS keep-alive (conf/*-tls*, as bench/tls.sh; needs wrk):
 #              haproxy, nginx, caddy, edge with the same self-signed ECDSA P-256 certificate
+#   h2         the same GET /nocache, 1 KiB, over HTTP/2 on TLS (conf/*-h2*, ALPN h2; the probe
+#              checks that h2 was negotiated), HTTP/1.1 keep-alive to the nodes; load from
+#              h2load (Debian's nghttp2-client; skipped without it): -t1 -cH2_CONNS
+#              -mH2_STREAMS -D DUR, by default 16 connections × 10 streams = 160 requests
+#              in flight (HTTP/1.1 rows: 64 × 1). Measured here: with -c16 -m10 the proxy's
+#              core is at 95-98 % and h2load's at 40-65 % for haproxy, nginx and edge, so
+#              the row measures the proxy; -c64 -m1 (HTTP/2 used like HTTP/1.1) cost
+#              HAProxy and nginx 1.7-2× the CPU per request (no multiplexing); -c8 -m20 gave
+#              the same figures as -c16 -m10; -c32 -m10 (320) outgrows nginx's upstream
+#              keep-alive pool. Every peer allows ≥ 100 streams per connection.
+#              p50/p99/p99.9 come from h2load's per-request log (its summary has only
+#              min/max/mean/sd). No fixed-load figures (h2load paces connections, not
+#              requests).
 #   stream-1g  one GET of STREAM_BYTES (1 GiB) streamed through the proxy from bench/origin,
 #              `curl -o /dev/null`: "req/s" shows MiB/s, p50 the transfer time, CPU µs/req
 #              the proxy's CPU for the whole body, peak RSS whether memory stayed flat
 #
 # Per row: render the configuration, start the proxy, probe it (status 200 and body size;
 # for hits twice, so the object is stored), WARM s warm-up, wait for a quiet machine, then
-# DUR s at saturation (wrk -t1 -cCONNS, or bench/load without wrk) and DUR s at a fixed
-# offered load of RATE req/s (bench/load -rate, same CONNS; the same rate for every proxy;
-# bench/load speaks no TLS, so tls has no fixed-load figures). "CPU µs/req" = utime+stime
-# of the proxy's process tree (nginx/varnish: all processes) during the window ÷ requests
-# (direct: the origin's own). "peak RSS" = VmHWM summed over the tree at the end of the row.
+# DUR s at saturation (wrk -t1 -cCONNS, or bench/load without wrk; h2load for h2) and DUR s
+# at a fixed offered load of RATE req/s (bench/load -rate, same CONNS; the same rate for
+# every proxy; bench/load speaks no TLS, so tls and h2 have no fixed-load figures).
+# "CPU µs/req" = utime+stime of the proxy's process tree (nginx/varnish: all processes)
+# during the window ÷ requests (direct: the origin's own). "peak RSS" = VmHWM summed over the tree at the end of the row.
 # With taskset and ≥ 2 CPUs: load generator alone on CPU0; proxy and origins on CPU1.
-# Ratios (n×) are to HAProxy's figure in the same run and scenario. With RUNS > 1 the runs
+# Ratios (n×) are to HAProxy's figure in the same run and scenario; under the table, edge's
+# ratios to nginx (and to edge-prev) per scenario. With RUNS > 1 the runs
 # are interleaved (every scenario and row per run, row order rotated), figures are medians,
 # [min–max] the spread over runs, ratios the median of per-run ratios; the report ends with
 # the run-to-run spread. A row that does not start, fails its probe, errs or whose cache does
 # not hit is marked failed (exit status 1); the others go on.
 #
-# Usage:  bench/peers.sh                                  # ≈ 11 min: 37 rows, 5+5 s windows each
+# Usage:  bench/peers.sh                                  # ≈ 12 min: 41 rows, 5+5 s windows each
 #         DUR=3 WARM=1 bench/peers.sh                     # quick check (9-11 min on a busy machine)
-#         RUNS=3 bench/peers.sh                           # interleaved 3× (≈ 35 min): medians, spread
+#         RUNS=3 bench/peers.sh                           # interleaved 3× (≈ 37 min): medians, spread
 #         SCENARIOS="pass-1k hit-1k" PEERS="haproxy edge" bench/peers.sh
 #         PUBLISH=1 RUNS=3 bench/peers.sh                 # also copy table + chart to bench/report/
+#         SCENARIOS="h2 tls pass-1k" EDGE2_BIN=/tmp/old/bin/edge RUNS=2 PUBLISH=1 PUBLISH_NAME=h2 \
+#           bench/peers.sh                                # HTTP/2 rows, and HTTP/1.1 new vs old
 # Knobs [defaults]: DUR [5 s per window]  WARM [2 s]  CONNS [64]  RATE [5000 req/s; 0 = skip]
-#         RUNS [1]  SCENARIOS ["pass-1k pass-64k hit-1k hit-64k close tls stream-1g"]
-#         PEERS ["direct haproxy nginx varnish caddy edge"]  OUT [bench/results]
-#         STREAM_BYTES [1073741824]  LOADGEN [auto: wrk if installed, else bench/load]
-#         PIN [auto|off]  EDGE_BIN [build bin/edge]  QUIET_MAX [15 % busy]  QUIET_WAIT [5 s]
-#         PUBLISH [0; 1 = copy the .md/.csv/.svg to bench/report/peers.*]
-# Needs go and curl; peers from Debian: apt-get install -y haproxy nginx varnish caddy wrk.
+#         RUNS [1]  SCENARIOS ["pass-1k pass-64k hit-1k hit-64k close tls h2 stream-1g"]
+#         PEERS ["direct haproxy nginx varnish caddy edge"; + edge-prev with EDGE2_BIN]
+#         OUT [bench/results]  STREAM_BYTES [1073741824]
+#         LOADGEN [auto: wrk if installed, else bench/load]  H2_CONNS [16]  H2_STREAMS [10]
+#         PIN [auto|off]  EDGE_BIN [build bin/edge]  EDGE2_BIN [none: no edge-prev row]
+#         QUIET_MAX [15 % busy]  QUIET_WAIT [5 s]
+#         PUBLISH [0; 1 = copy the .md/.csv/.svg to bench/report/PUBLISH_NAME.*]
+#         PUBLISH_NAME [peers]
+# Needs go and curl; peers from Debian: apt-get install -y haproxy nginx varnish caddy wrk
+# nghttp2-client (h2load).
 # Output: the table on stdout; OUT/peers-<stamp>.md (table), .csv (the table: medians,
 #         min, max, ratios), .runs.csv (every row of every run), .svg (CPU µs/req chart,
 #         bench/chart).
@@ -72,10 +98,14 @@ WARM=${WARM:-2}
 CONNS=${CONNS:-64}
 RATE=${RATE:-5000}
 RUNS=${RUNS:-1}
-ALL_SCENARIOS="pass-1k pass-64k hit-1k hit-64k close tls stream-1g"
-ALL_PEERS="direct haproxy nginx varnish caddy edge"
+ALL_SCENARIOS="pass-1k pass-64k hit-1k hit-64k close tls h2 stream-1g"
+ALL_PEERS="direct haproxy nginx varnish caddy edge edge-prev"
 SCENARIOS=${SCENARIOS:-$ALL_SCENARIOS}
-PEERS=${PEERS:-$ALL_PEERS}
+PEERS=${PEERS:-direct haproxy nginx varnish caddy edge}
+EDGE2_BIN=${EDGE2_BIN:-}
+H2_CONNS=${H2_CONNS:-16}
+H2_STREAMS=${H2_STREAMS:-10}
+PUBLISH_NAME=${PUBLISH_NAME:-peers}
 OUT=${OUT:-bench/results}
 STREAM_BYTES=${STREAM_BYTES:-1073741824}
 LOADGEN=${LOADGEN:-auto}
@@ -95,11 +125,20 @@ S1=127.0.0.1:19411; S2=127.0.0.1:19412; S3=127.0.0.1:19413        # bench/origin
 DIRECT=127.0.0.1:19400
 EDGE_ADMIN=127.0.0.1:19490
 declare -A LISTEN=([direct]=$DIRECT [haproxy]=127.0.0.1:18401 [nginx]=127.0.0.1:18402
-  [varnish]=127.0.0.1:18403 [caddy]=127.0.0.1:18404 [edge]=127.0.0.1:18405)
+  [varnish]=127.0.0.1:18403 [caddy]=127.0.0.1:18404 [edge]=127.0.0.1:18405 [edge-prev]=127.0.0.1:18406)
 
 contains() { [[ " $1 " == *" $2 "* ]]; }  # list word
 for s in $SCENARIOS; do contains "$ALL_SCENARIOS" "$s" || die "unknown scenario '$s' (want some of: $ALL_SCENARIOS)"; done
 for p in $PEERS; do contains "$ALL_PEERS" "$p" || die "unknown peer '$p' (want some of: $ALL_PEERS)"; done
+# edge-prev: a second edge binary (EDGE2_BIN), the row right after edge's
+if [ -n "$EDGE2_BIN" ]; then
+  [ -x "$EDGE2_BIN" ] || die "EDGE2_BIN=$EDGE2_BIN is not executable"
+  contains "$PEERS" edge-prev || PEERS="$PEERS edge-prev"
+elif contains "$PEERS" edge-prev; then
+  die "the edge-prev row needs EDGE2_BIN (a second edge binary)"
+fi
+[[ $H2_CONNS =~ ^[1-9][0-9]*$ && $H2_STREAMS =~ ^[1-9][0-9]*$ ]] || die "H2_CONNS and H2_STREAMS must be positive integers"
+[[ $PUBLISH_NAME =~ ^[A-Za-z0-9_-]+$ ]] || die "PUBLISH_NAME must be a plain file name (letters, digits, - and _)"
 [[ $RUNS =~ ^[1-9][0-9]*$ && $DUR =~ ^[1-9][0-9]*$ && $CONNS =~ ^[1-9][0-9]*$ ]] ||
   die "RUNS, DUR and CONNS must be positive integers"
 [[ $WARM =~ ^[0-9]+$ && $RATE =~ ^[0-9]+$ && $STREAM_BYTES =~ ^[1-9][0-9]*$ ]] ||
@@ -144,7 +183,7 @@ cat "$CERT" "$KEY" >"$PEM"   # HAProxy wants both in one file
 pin_layout "$PIN" "load generator on CPU0; proxy (1 worker) + origins on CPU1"
 
 # ---------------------------------------------------------------- scenarios and rows
-# scenario → "path body-size kind" (kind: pass, hit, close, tls, stream)
+# scenario → "path body-size kind" (kind: pass, hit, close, tls, h2, stream)
 scenario_spec() {
   case $1 in
     pass-1k)   echo "/nocache 1024 pass" ;;
@@ -153,22 +192,26 @@ scenario_spec() {
     hit-64k)   echo "/big 65536 hit" ;;
     close)     echo "/nocache 1024 close" ;;
     tls)       echo "/nocache 1024 tls" ;;
+    h2)        echo "/nocache 1024 h2" ;;
     stream-1g) echo "/stream?bytes=$STREAM_BYTES $STREAM_BYTES stream" ;;
   esac
 }
 
+is_tls() { [ "$1" = tls ] || [ "$1" = h2 ]; }  # kind — the client speaks TLS
+
 skip_reason() {  # peer kind — why this row cannot run here, or nothing
   local bin=$1
   case $1 in
-    direct) [ "$2" = tls ] && { echo "the origin speaks no TLS"; return; }; bin="" ;;
-    varnish) bin=varnishd; [ "$2" = tls ] && { echo "Varnish terminates no TLS"; return; } ;;
+    direct) is_tls "$2" && { echo "the origin speaks no TLS"; return; }; bin="" ;;
+    varnish) bin=varnishd; is_tls "$2" && { echo "Varnish terminates no TLS"; return; } ;;
     caddy) [ "$2" = hit ] && { echo "Caddy has no HTTP cache"; return; } ;;
-    edge) bin="" ;;
+    edge|edge-prev) bin="" ;;
   esac
   if [ -n "$bin" ] && ! command -v "$bin" >/dev/null; then
     echo "$1 not installed (apt-get install -y ${bin%d})"; return
   fi
   if [ "$2" = tls ] && [ "$LOADGEN" != wrk ]; then echo "TLS keep-alive needs wrk (apt-get install -y wrk)"; fi
+  if [ "$2" = h2 ] && ! command -v h2load >/dev/null; then echo "HTTP/2 load needs h2load (apt-get install -y nghttp2-client)"; fi
 }
 
 render() {  # template out listen nodes(a,b,c) kind — lines marked "# hit rows only" are kept
@@ -194,11 +237,11 @@ start_peer() {  # peer kind — renders its configuration and starts it; sets SP
       if [ "$2" = stream ]; then start_bg direct "${SUT_PIN[@]}" "$BIN/bench-origin" -addr "$TADDR" -name direct
       else start_bg direct "${SUT_PIN[@]}" "$BIN/origin" -addr "$TADDR" -name direct; fi ;;
     haproxy)
-      tpl=peers-haproxy.cfg.in; [ "$2" = tls ] && tpl=haproxy-tls.cfg.in
+      case $2 in tls) tpl=haproxy-tls.cfg.in ;; h2) tpl=haproxy-h2.cfg.in ;; *) tpl=peers-haproxy.cfg.in ;; esac
       render "$CONF/$tpl" "$c" "$TADDR" "$nodes" "$2"
       start_bg haproxy "${SUT_PIN[@]}" haproxy -db -f "$c" ;;
     nginx)
-      tpl=peers-nginx.conf.in; [ "$2" = tls ] && tpl=nginx-tls.conf.in
+      case $2 in tls) tpl=nginx-tls.conf.in ;; h2) tpl=nginx-h2.conf.in ;; *) tpl=peers-nginx.conf.in ;; esac
       rm -rf "$RUNDIR/nginx-cache"; mkdir -p "$RUNDIR/nginx-cache"
       render "$CONF/$tpl" "$c" "$TADDR" "$nodes" "$2"
       start_bg nginx "${SUT_PIN[@]}" nginx -p "$RUNDIR" -c "$c" -e "$RUNDIR/nginx-error.log" ;;
@@ -208,35 +251,40 @@ start_peer() {  # peer kind — renders its configuration and starts it; sets SP
       start_bg varnish "${SUT_PIN[@]}" varnishd -F -j none -n "$RUNDIR/varnish" -a "$TADDR" -T none \
         -f "$c" -s malloc,256m -p thread_pools=1 ;;
     caddy)
-      tpl=peers-caddy.Caddyfile.in; [ "$2" = tls ] && tpl=peers-caddy-tls.Caddyfile.in
+      case $2 in tls) tpl=peers-caddy-tls.Caddyfile.in ;; h2) tpl=peers-caddy-h2.Caddyfile.in ;; *) tpl=peers-caddy.Caddyfile.in ;; esac
       render "$CONF/$tpl" "$c" "$TADDR" "$nodes" "$2"
       mkdir -p "$RUNDIR/caddy"
       start_bg caddy "${SUT_PIN[@]}" env HOME="$RUNDIR/caddy" XDG_DATA_HOME="$RUNDIR/caddy" \
         XDG_CONFIG_HOME="$RUNDIR/caddy" caddy run --config "$c" --adapter caddyfile ;;
-    edge)
-      case $2 in hit) tpl=edge-cache.yaml.in ;; tls) tpl=edge-tls.yaml.in ;; *) tpl=edge-peers.yaml.in ;; esac
+    edge|edge-prev)   # h2: edge-tls.yaml.in, HTTP/2 is on by default on TLS listeners
+      case $2 in hit) tpl=edge-cache.yaml.in ;; tls|h2) tpl=edge-tls.yaml.in ;; *) tpl=edge-peers.yaml.in ;; esac
       render "$CONF/$tpl" "$c.yaml" "$TADDR" "$nodes" "$2"
-      start_bg edge "${SUT_PIN[@]}" "$EDGE_BIN" run -config "$c.yaml" ;;
+      local bin=$EDGE_BIN; [ "$1" = edge-prev ] && bin=$EDGE2_BIN
+      start_bg "$1" "${SUT_PIN[@]}" "$bin" run -config "$c.yaml" ;;
   esac
 }
 
 url_of() {  # kind addr path — the URL a client uses
-  if [ "$1" = tls ]; then echo "https://$2$3"; else echo "http://$2$3"; fi
+  if is_tls "$1"; then echo "https://$2$3"; else echo "http://$2$3"; fi
 }
-curl_get() {  # kind url [curl args...] — prints "status size time_total"
-  local kind=$1 url=$2 port; shift 2
-  if [ "$kind" = tls ]; then   # verified against our certificate, by name
+curl_get() {  # kind url [curl args...] — prints "status size time_total"; for h2
+              # "status size http-version time_total" (ALPN offers h2 and http/1.1)
+  local kind=$1 url=$2 port ver=--http1.1 fmt='%{http_code} %{size_download} %{time_total}'; shift 2
+  if is_tls "$kind"; then   # verified against our certificate, by name
     port=${url#https://*:}; port=${port%%/*}
     set -- --cacert "$CERT" --resolve "$TLS_NAME:$port:127.0.0.1" "$@"
     url=https://$TLS_NAME:$port${url#https://*:"$port"}
   fi
-  curl -s --http1.1 -o /dev/null -w '%{http_code} %{size_download} %{time_total}' "$@" "$url" || true
+  [ "$kind" = h2 ] && { ver=--http2; fmt='%{http_code} %{size_download} %{http_version} %{time_total}'; }
+  curl -s "$ver" -o /dev/null -w "$fmt" "$@" "$url" || true
 }
-probe() {  # kind url want-size — 200 and want-size bytes within ~3 s; sets PROBE_GOT
-  local i
+probe() {  # kind url want-size — 200 and want-size bytes (h2: over HTTP/2) within ~3 s;
+           # sets PROBE_GOT
+  local i want="200 $3"
+  [ "$1" = h2 ] && want="$want 2"
   for i in $(seq 30); do
     PROBE_GOT=$(curl_get "$1" "$2" --max-time 2)
-    [ "${PROBE_GOT% *}" = "200 $3" ] && return 0
+    [ "${PROBE_GOT% *}" = "$want" ] && return 0
     sleep 0.1
   done
   return 1
@@ -245,7 +293,10 @@ probe() {  # kind url want-size — 200 and want-size bytes within ~3 s; sets PR
 load_window() {  # kind secs rate url out — one measured window; out gets the result line,
                  # LOAD_MS the window's wall-clock time
   local kind=$1 secs=$2 rate=$3 url=$4 out=$5 lim=$(( $2 + 30 )) rc=0 cmd t0
-  if [ "$rate" = 0 ] && [ "$LOADGEN" = wrk ]; then
+  if [ "$kind" = h2 ]; then   # saturation only (no fixed rate: h2load paces connections, not requests)
+    rm -f "$RUNDIR/h2.log"
+    cmd=(h2load -t1 -c"$H2_CONNS" -m"$H2_STREAMS" -D "$secs" --log-file="$RUNDIR/h2.log")
+  elif [ "$rate" = 0 ] && [ "$LOADGEN" = wrk ]; then
     cmd=(wrk -t1 -c"$CONNS" -d"${secs}s" --timeout 5s -s "$RUNDIR/report.lua")
     [ "$kind" = close ] && cmd+=(-H "Connection: close")
   else
@@ -256,9 +307,30 @@ load_window() {  # kind secs rate url out — one measured window; out gets the 
   t0=$(now_ms)
   run_waited load "${LOAD_PIN[@]}" timeout -k 5 "$lim" "${cmd[@]}" "$url" || rc=$?
   LOAD_MS=$(( $(now_ms) - t0 ))
-  grep '^requests=' "$RUNDIR/load.log" >"$out" && return 0
+  if [ "$kind" = h2 ]; then
+    if ! grep -q '^Application protocol: h2$' "$RUNDIR/load.log"; then rc="not h2: $(grep '^Application protocol' "$RUNDIR/load.log" || echo no protocol)"
+    elif h2_result "$RUNDIR/load.log" "$RUNDIR/h2.log" >"$out"; then return 0; fi
+  elif grep '^requests=' "$RUNDIR/load.log" >"$out"; then return 0; fi
   log "load generator failed (rc=$rc):"; sed 's/^/    /' "$RUNDIR/load.log" >&2
   return 1
+}
+
+# h2load prints min/max/mean/sd of the request time but no percentiles; its --log-file has
+# one line per request of the measured window ("start-µs status duration-µs"), from which
+# the percentiles are taken (nearest rank), as wrk's and bench/load's are.
+h2_result() {  # h2load-output h2load-log — bench/load's one-line result format: requests =
+               # done (succeeded + failed), errors = errored (connection/stream level),
+               # non2xx = 4xx + 5xx (as wrk counts them), rps = h2load's
+  local pct
+  pct=$(cut -f3 "$2" | sort -n | awk '{ v[NR] = $1 }
+    function at(p,   i) { i = int(p * NR + 0.999999); if (i < 1) i = 1; return v[i] }
+    END { if (NR > 0) printf "p50_us=%.0f p99_us=%.0f p999_us=%.0f logged=%d", at(0.5), at(0.99), at(0.999), NR }') || return 1
+  awk -v pct="$pct" '
+    /^finished in / { rps = $4 }
+    /^requests: / { done = $6; errored = $12; ok = 1 }
+    /^status codes: / { non2xx = $7 + $9 }
+    END { if (!ok) exit 1
+      printf "requests=%d errors=%d non2xx=%d rps=%.0f %s\n", done, errored, non2xx, rps, pct }' "$1"
 }
 
 origin_totals() {  # "requests newconns" over the three backend nodes (their /__stats)
@@ -280,8 +352,9 @@ emit() {  # run scen peer status [figures...] — one RAW line, padded to RAW_CO
 measure_row() {  # run scen peer — measures one row, appends it to RAW; 1 if it failed
   local run=$1 scen=$2 peer=$3 path size kind why pid url notes="" busy0 c0 c1 k0 k1 k2 o0 o1 f
   local req errs non2xx tput unit=req/s p50 p99 p999 cpu rrps="" r50="" r99="" r999="" rcpu="" rss rss0 opr="" newup="" busy
-  local ra ca rb cb code got secs
+  local ra ca rb cb code got secs lg=$LOADGEN
   read -r path size kind <<<"$(scenario_spec "$scen")"
+  [ "$kind" = h2 ] && lg=h2load
   if [ "$peer" = edge ] && [ -n "$EDGE_NOTE" ]; then emit "$run" "$scen" "$peer" "failed: $EDGE_NOTE"; return 1; fi
   why=$(skip_reason "$peer" "$kind")
   if [ -n "$why" ]; then log "$peer/$scen: skipped: $why"; emit "$run" "$scen" "$peer" "skipped: $why"; return 0; fi
@@ -293,8 +366,13 @@ measure_row() {  # run scen peer — measures one row, appends it to RAW; 1 if i
   local want=$size purl=$url
   [ "$kind" = stream ] && { want=1048576; purl=$(url_of "$kind" "$TADDR" "/stream?bytes=$want"); }
   if ! wait_port "$TADDR" "$pid"; then why="did not start"
-  elif ! probe "$kind" "$purl" "$want"; then why="probe failed: got '${PROBE_GOT% *}', want '200 $want'"
+  elif ! probe "$kind" "$purl" "$want"; then why="probe failed: got '${PROBE_GOT% *}', want '200 $want$([ "$kind" = h2 ] && echo " 2")'"
   elif [ "$kind" = hit ] && ! probe "$kind" "$purl" "$want"; then why="second probe failed: '${PROBE_GOT% *}'"
+  fi
+  if [ -n "$why" ] && [ "$peer" = edge-prev ] && [ "$kind" = h2 ] && [ "${PROBE_GOT% *}" = "200 $want 1.1" ]; then
+    log "$peer/$scen: skipped: EDGE2_BIN does not offer h2 (answers over HTTP/1.1)"
+    stop_pid "$pid"; forget_pid "$pid"
+    emit "$run" "$scen" "$peer" "skipped: EDGE2_BIN offers no HTTP/2"; return 0
   fi
   if [ -n "$why" ]; then
     log "$peer/$scen: $why; its log:"; tail -n 20 "$RUNDIR/$peer.log" 2>/dev/null | sed 's/^/    /' >&2
@@ -352,7 +430,7 @@ measure_row() {  # run scen peer — measures one row, appends it to RAW; 1 if i
     opr=$(frac $((rb - ra)) "$req"); newup=$((cb - ca - 3))   # 3: our own /__stats queries
   fi
 
-  if [ "$RATE" -gt 0 ] && [ "$kind" != tls ]; then
+  if [ "$RATE" -gt 0 ] && ! is_tls "$kind"; then
     log "$peer/$scen: ${DUR}s at ${RATE} req/s"
     if load_window "$kind" "$DUR" "$RATE" "$url" "$RUNDIR/rate.out"; then
       k2=$(tree_ticks "$pid"); f=$RUNDIR/rate.out
@@ -383,12 +461,15 @@ measure_row() {  # run scen peer — measures one row, appends it to RAW; 1 if i
     fi
   fi
   [ "${errs:-0}" != 0 ] && notes="${notes:+$notes; }$errs errors"
-  [ -n "$newup" ] && [ "$kind" != hit ] && [ "$newup" -gt $(( req / 100 + 64 )) ] && notes="${notes:+$notes; }upstream keep-alive? $newup new node connections"
+  local slack=$CONNS   # a cold pool may open one node connection per request in flight
+  [ "$kind" = h2 ] && slack=$(( H2_CONNS * H2_STREAMS ))
+  [ "$slack" -lt 64 ] && slack=64
+  [ -n "$newup" ] && [ "$kind" != hit ] && [ "$newup" -gt $(( req / 100 + slack )) ] && notes="${notes:+$notes; }upstream keep-alive? $newup new node connections"
   [ "$busy0" -gt "$QUIET_MAX" ] && notes="${notes:+$notes; }noisy: ${busy0}% busy before"
   local status="ok${notes:+; $notes}"
   [ -n "$why" ] && status="failed: $why${notes:+; $notes}"
   emit "$run" "$scen" "$peer" "$status" "$tput" "$unit" "$p50" "$p99" "$p999" "$cpu" "$rrps" "$r50" "$r99" "$r999" "$rcpu" \
-    "$rss" "$rss0" "$req" "$errs" "$non2xx" "$opr" "$newup" "$busy0" "$busy" "$LOADGEN"
+    "$rss" "$rss0" "$req" "$errs" "$non2xx" "$opr" "$newup" "$busy0" "$busy" "$lg"
   log "$peer/$scen: $tput req/s p50/p99/p99.9=$p50/$p99/${p999}µs cpu=${cpu}µs/req | @${RATE}: ${rrps:--} req/s p50/p99/p99.9=${r50:--}/${r99:--}/${r999:--}µs cpu=${rcpu:--}µs/req | rss=${rss}MiB origin/req=${opr:--} newup=${newup:--} cpu0/cpu1=$busy% ($status)"
   [ -z "$why" ]
 }
@@ -410,13 +491,15 @@ FAILED=0
 ver() { "$@" 2>&1 | head -1 || true; }
 VERSIONS="$(go env GOVERSION)"
 [ -n "$EDGE_BIN" ] && VERSIONS="$VERSIONS, $("$EDGE_BIN" version 2>/dev/null | awk '{ print $1, $2 }')"
+[ -n "$EDGE2_BIN" ] && VERSIONS="$VERSIONS, edge-prev = $EDGE2_BIN ($("$EDGE2_BIN" version 2>/dev/null | awk '{ print $1, $2 }'))"
 command -v haproxy >/dev/null && VERSIONS="$VERSIONS, haproxy $(ver haproxy -v | awk '{ print $3 }')"
 command -v nginx >/dev/null && VERSIONS="$VERSIONS, nginx $(ver nginx -v | sed 's#.*/##')"
 command -v varnishd >/dev/null && VERSIONS="$VERSIONS, $(ver varnishd -V | grep -o 'varnish-[0-9.]*' | tr - ' ')"
 command -v caddy >/dev/null && VERSIONS="$VERSIONS, caddy $(ver caddy version | awk '{ print $1 }')"
 command -v wrk >/dev/null && VERSIONS="$VERSIONS, wrk $(ver wrk -v | awk '{ print $2 }')"
+contains "$SCENARIOS" h2 && command -v h2load >/dev/null && VERSIONS="$VERSIONS, $(ver h2load --version)"
 VERSIONS="$VERSIONS, curl $(ver curl -V | awk '{ print $2 }')"
-log "scenarios: $SCENARIOS; peers: $PEERS; $RUNS run(s); $LOADGEN -c$CONNS ${DUR}s + ${RATE} req/s ${DUR}s after ${WARM}s warm-up; $LAYOUT"
+log "scenarios: $SCENARIOS; peers: $PEERS; $RUNS run(s); $LOADGEN -c$CONNS ${DUR}s + ${RATE} req/s ${DUR}s after ${WARM}s warm-up$(contains "$SCENARIOS" h2 && echo "; h2: h2load -t1 -c$H2_CONNS -m$H2_STREAMS ${DUR}s"); $LAYOUT"
 log "versions: $VERSIONS"
 
 read -r -a PEER_LIST <<<"$PEERS"
@@ -535,6 +618,25 @@ spread_lines() {  # run-to-run spread of req/s and CPU µs/req: (max − min) ÷
     }' "$BASE.csv" | sort -r
 }
 
+pair_lines() {  # a b — per scenario, a's req/s and CPU µs/req ÷ b's in the same run:
+                # median [min–max] of the per-run ratios (runs where both rows are ok)
+  awk -F, -v a="$1" -v b="$2" -v scens="$SCENARIOS" '
+    function med(s,   x, n, i, j, t) { n = split(s, x, " ")
+      for (i = 2; i <= n; i++) { t = x[i] + 0; j = i - 1; while (j > 0 && x[j] + 0 > t) { x[j + 1] = x[j]; j-- } x[j + 1] = t }
+      lo = x[1]; hi = x[n]; return (n % 2) ? x[(n + 1) / 2] : (x[n / 2] + x[n / 2 + 1]) / 2 }
+    function show(s,   m) { m = med(s); return sprintf("%.2f×", m) (lo != hi ? sprintf(" [%.2f–%.2f]", lo, hi) : "") }
+    NR == 1 { for (i = 1; i <= NF; i++) col[$i] = i; next }
+    $4 ~ /^ok/ { t[$1, $2, $3] = $(col["throughput"]); c[$1, $2, $3] = $(col["cpu_us_per_req"]); if ($1 > nr) nr = $1 }
+    END {
+      ns = split(scens, S, " ")
+      for (s = 1; s <= ns; s++) { rt = rc = ""; n = 0
+        for (r = 1; r <= nr; r++) {
+          if (!((r, S[s], a) in t) || !((r, S[s], b) in t) || t[r, S[s], b] <= 0 || c[r, S[s], b] <= 0) continue
+          rt = rt " " t[r, S[s], a] / t[r, S[s], b]; rc = rc " " c[r, S[s], a] / c[r, S[s], b]; n++ }
+        if (n) printf "- %s ÷ %s, %s: req/s %s, CPU µs/req %s (%d run%s)\n", a, b, S[s], show(rt), show(rc), n, (n > 1 ? "s" : "") }
+    }' "$BASE.runs.csv"
+}
+
 CHART_OK=0
 if "$BIN/bench-chart" -in "$BASE.csv" -out "$BASE.svg" \
      -title "CPU per request by scenario: edge vs peers ($STAMP)" \
@@ -547,10 +649,10 @@ fi
 {
   echo "### bench/peers.sh $STAMP"
   echo
-  echo "edge vs HAProxy, nginx, Varnish and Caddy on loopback, 3 round-robin origin nodes with keep-alive, logging off, one worker each · $LOADGEN -t1 -c$CONNS at saturation and bench/load -c$CONNS -rate $RATE (fixed offered load, latency from the scheduled send), ${DUR}s each after ${WARM}s warm-up · $RUNS run(s)$([ "$RUNS" -gt 1 ] && echo " interleaved (row order rotated): medians [min–max], ratios = median of per-run ratios") · $LAYOUT · $(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), kernel $(uname -r) · $VERSIONS."
+  echo "edge vs HAProxy, nginx, Varnish and Caddy on loopback, 3 round-robin origin nodes with keep-alive, logging off, one worker each · $LOADGEN -t1 -c$CONNS$(contains "$SCENARIOS" h2 && echo " (h2: h2load -t1 -c$H2_CONNS -m$H2_STREAMS, $((H2_CONNS * H2_STREAMS)) streams in flight)") at saturation and bench/load -c$CONNS -rate $RATE (fixed offered load, latency from the scheduled send), ${DUR}s each after ${WARM}s warm-up · $RUNS run(s)$([ "$RUNS" -gt 1 ] && echo " interleaved (row order rotated): medians [min–max], ratios = median of per-run ratios") · $LAYOUT · $(nproc) CPUs ($(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)), kernel $(uname -r) · $VERSIONS."
   echo
   echo "- (n×) = ratio to HAProxy's figure in the same run and scenario: for req/s higher is better, for latency, CPU and RSS lower. CPU µs/req = utime+stime of the proxy's processes during the window ÷ requests (direct: the origin's own; the origins share the proxy's core). Peak RSS = VmHWM over the proxy's processes."
-  echo "- pass = GET no-store bodies through to the nodes; hit = cacheable bodies served from each proxy's cache (Caddy has none); close = \`Connection: close\` from the client, one TCP connection per request; tls = TLS keep-alive (1.3 negotiated) with one self-signed ECDSA P-256 certificate (wrk; no fixed-load figures: bench/load speaks no TLS); stream-1g = one $STREAM_BYTES-byte GET with curl -o /dev/null: the req/s column is MiB/s, p50 the transfer time and CPU µs/req the proxy's CPU for the whole body (both in seconds), peak RSS shows whether memory stayed flat."
+  echo "- pass = GET no-store bodies through to the nodes; hit = cacheable bodies served from each proxy's cache (Caddy has none); close = \`Connection: close\` from the client, one TCP connection per request; tls = TLS keep-alive (1.3 negotiated) with one self-signed ECDSA P-256 certificate (wrk; no fixed-load figures: bench/load speaks no TLS); h2 = the same over HTTP/2 (ALPN h2, checked on every row), HTTP/1.1 keep-alive to the nodes (h2load; no fixed-load figures; p50/p99/p99.9 from h2load's per-request log: from sending the request to the end of its response); stream-1g = one $STREAM_BYTES-byte GET with curl -o /dev/null: the req/s column is MiB/s, p50 the transfer time and CPU µs/req the proxy's CPU for the whole body (both in seconds), peak RSS shows whether memory stayed flat."
   echo "- status: ok, noisy (the machine was > $QUIET_MAX % busy before the window: other tenants), over capacity (the proxy could not sustain ${RATE} req/s: its fixed-load latency is queueing), skipped (not installed / not applicable), failed (did not start, probe, errors, not cache hits, not passed to the nodes). HAProxy allocates its whole 256 MB cache at start (its hit rows' peak RSS); edge, nginx and Varnish fill theirs as they go."
   echo
   echo "| scenario | proxy | req/s | p50 µs | p99 µs | p99.9 µs | p50 µs @${RATE}/s | p99 µs @${RATE}/s | p99.9 µs @${RATE}/s | CPU µs/req | CPU µs/req @${RATE}/s | peak RSS MiB | status |"
@@ -558,6 +660,13 @@ fi
   markdown_rows
   echo
   [ "$RUNS" -gt 1 ] && spread_lines
+  if contains "$PEERS" edge; then   # the ratios the table has no column for
+    for other in nginx edge-prev; do
+      contains "$PEERS" "$other" || continue
+      lines=$(pair_lines edge "$other")
+      [ -n "$lines" ] && { echo; echo "edge ÷ $other in the same run (median [min–max] of per-run ratios; req/s: higher is better for edge, CPU: lower):"; echo; echo "$lines"; }
+    done
+  fi
   [ "$CHART_OK" = 1 ] && { echo; echo "![CPU µs per request, by scenario and proxy]($(basename "$BASE.svg"))"; }
 } >"$BASE.md"
 echo
@@ -565,10 +674,11 @@ cat "$BASE.md"
 
 if [ "$PUBLISH" = 1 ]; then
   mkdir -p "$REPORT_DIR"
-  sed "s#($(basename "$BASE.svg"))#(peers.svg)#" "$BASE.md" >"$REPORT_DIR/peers.md"
-  cp "$BASE.csv" "$REPORT_DIR/peers.csv"
-  [ "$CHART_OK" = 1 ] && cp "$BASE.svg" "$REPORT_DIR/peers.svg"
-  log "published: $REPORT_DIR/peers.{md,csv$([ "$CHART_OK" = 1 ] && echo ",svg")}"
+  P=$REPORT_DIR/$PUBLISH_NAME
+  sed "s#($(basename "$BASE.svg"))#($PUBLISH_NAME.svg)#" "$BASE.md" >"$P.md"
+  cp "$BASE.csv" "$P.csv"
+  [ "$CHART_OK" = 1 ] && cp "$BASE.svg" "$P.svg"
+  log "published: $P.{md,csv$([ "$CHART_OK" = 1 ] && echo ",svg")}"
 fi
 log "results: $BASE.md, $BASE.csv, $BASE.runs.csv$([ "$CHART_OK" = 1 ] && echo ", $BASE.svg")"
 exit "$FAILED"
