@@ -121,8 +121,10 @@ func (s *Server) newH2Server(cfg *config.Config, addr net.Addr) *h2Server {
 		MaxHeaderBytes: h.maxHdr, // SETTINGS_MAX_HEADER_LIST_SIZE, and the bound on CONTINUATION
 		HTTP2: &http.HTTP2Config{
 			MaxConcurrentStreams: cfg.Server.HTTP2.MaxConcurrentStreams,
-			WriteByteTimeout:     cfg.Server.SendTimeout.D(),
-			CountError:           func(t string) { h.metrics.errors.WithLabelValues(t).Inc() },
+			// No WriteByteTimeout: the connection under TLS already
+			// bounds every write by send_timeout (sendTimeoutConn); a
+			// second deadline set per frame only costs timer updates.
+			CountError: func(t string) { h.metrics.errors.WithLabelValues(t).Inc() },
 		},
 		// OPTIONS * is a request like another: the routes decide.
 		DisableGeneralOptionsHandler: true,
