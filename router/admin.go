@@ -46,6 +46,14 @@ func (s *Server) newAdminServer() *fasthttp.Server {
 	}))
 	return &fasthttp.Server{
 		Handler: func(ctx *fasthttp.RequestCtx) {
+			defer func() {
+				// fasthttp does not recover: a bug in one admin endpoint
+				// must not take the public listeners down with it.
+				if p := recover(); p != nil {
+					s.log.Error("panic in admin handler", "path", string(ctx.Path()), "panic", p)
+					ctx.Error("internal error\n", fasthttp.StatusInternalServerError)
+				}
+			}()
 			path := string(ctx.Path())
 			if path == "/healthz" {
 				ctx.SetBodyString("ok\n")

@@ -109,6 +109,17 @@ func (l *sendTimeoutListener) Accept() (net.Conn, error) {
 	return sc, nil
 }
 
+// SetDeadline sets the read deadline as given and the write one as
+// SetWriteDeadline does: fasthttp clears both with SetDeadline before it
+// hands a connection over (a hijacked tunnel, HTTP/2), and that must not
+// switch the send timeout off.
+func (c *sendTimeoutConn) SetDeadline(t time.Time) error {
+	if err := c.Conn.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.SetWriteDeadline(t)
+}
+
 // Read is the plain connection's: only writes slide. The request header
 // must arrive within read_header_timeout of its start however slowly it
 // trickles (slow-loris), and a streamed request body pushes its own

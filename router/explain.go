@@ -671,10 +671,11 @@ func (s *Server) explainCache(e *Explanation, ctx *fasthttp.RequestCtx, r *route
 	rd, hasAuth := ri.Directives, ri.Authorization
 	now := time.Now()
 	var ent *cache.Entry
+	var vs []*cache.Entry
 	if !offline {
 		// Variants, not Lookup: the same entries, newest variant first
 		// below as Lookup tries them, and no hit is counted.
-		vs := s.cache.store.Variants([]byte(c.Key))
+		vs = s.cache.store.Variants([]byte(c.Key))
 		c.Variants = len(vs)
 		for i := len(vs) - 1; i >= 0; i-- {
 			if ok, _ := vs[i].Matches(&ctx.Request.Header, nil); ok {
@@ -719,10 +720,11 @@ func (s *Server) explainCache(e *Explanation, ctx *fasthttp.RequestCtx, r *route
 		}
 	case c.Cached:
 		c.Answer = "miss"
-	case c.Variants > 0:
+	case len(vs) > 0:
+		// The entries read above: a second read could find none left.
 		c.Answer = "vary-miss"
 		c.Detail = fmt.Sprintf("%d response(s) stored under the key, none for this request's %s",
-			c.Variants, strings.Join(s.cache.store.Variants([]byte(c.Key))[0].VaryNames, ", "))
+			len(vs), strings.Join(vs[0].VaryNames, ", "))
 	default:
 		c.Answer = "miss"
 		c.Detail = "nothing stored under the key"

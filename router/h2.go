@@ -6,11 +6,13 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"log"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,7 +54,8 @@ type h2Server struct {
 	base    *http.Server
 	ln      *connQueue
 	maxHdr  int
-	resets  int // server.http2.max_reset_streams
+	resets  int           // server.http2.max_reset_streams
+	send    time.Duration // server.send_timeout, per stream
 	metrics *h2Metrics
 
 	conns sync.Map // *tls.Conn → *h2Conn, while it is served
@@ -113,6 +116,7 @@ func (s *Server) newH2Server(cfg *config.Config, addr net.Addr) *h2Server {
 		ln:      newConnQueue(addr),
 		maxHdr:  int(cfg.Server.MaxHeaderBytes.Bytes()),
 		resets:  cfg.Server.HTTP2.MaxResetStreams,
+		send:    cfg.Server.SendTimeout.D(),
 		metrics: s.h2Metrics,
 	}
 	h.base = &http.Server{
@@ -121,9 +125,10 @@ func (s *Server) newH2Server(cfg *config.Config, addr net.Addr) *h2Server {
 		MaxHeaderBytes: h.maxHdr, // SETTINGS_MAX_HEADER_LIST_SIZE, and the bound on CONTINUATION
 		HTTP2: &http.HTTP2Config{
 			MaxConcurrentStreams: cfg.Server.HTTP2.MaxConcurrentStreams,
-			// No WriteByteTimeout: the connection under TLS already
-			// bounds every write by send_timeout (sendTimeoutConn); a
-			// second deadline set per frame only costs timer updates.
+			// No WriteByteTimeout: the connection under TLS bounds every
+			// write by send_timeout (sendTimeoutConn), and each stream's
+			// writes are bounded by it too (writeResponse), which also
+			// covers a client that never opens its flow-control window.
 			CountError: func(t string) { h.metrics.errors.WithLabelValues(t).Inc() },
 		},
 		// OPTIONS * is a request like another: the routes decide.
@@ -211,6 +216,7 @@ type h2Stream struct {
 	rd   bytes.Reader
 	br   *bufio.Reader
 	body h2Body
+	buf  []byte // a small request body, read whole
 }
 
 // h2Body is a stream's request body as the handler reads it. Closing it
@@ -289,14 +295,18 @@ func (h *h2Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx.Response.Header.SetNoDefaultContentType(true)
 
 	if err := h.readRequest(st, r); err != nil {
-		h.s.metrics.clientError("bad_request")
+		status, reason := http.StatusBadRequest, "bad_request"
+		if errors.Is(err, ErrClientTimeout) {
+			status, reason = http.StatusRequestTimeout, "timeout"
+		}
+		h.s.metrics.clientError(reason)
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.WriteHeader(http.StatusBadRequest)
-		_, _ = io.WriteString(w, statusText(http.StatusBadRequest))
+		w.WriteHeader(status)
+		_, _ = io.WriteString(w, statusText(status))
 		return
 	}
 	h.s.handle(ctx)
-	h.writeResponse(w, r, ctx)
+	h.writeResponse(w, r, ctx, st.conn.rc)
 	if r.Context().Err() != nil {
 		h.countReset(hc) // the client cancelled it while it ran
 	}
@@ -307,6 +317,9 @@ func (h *h2Server) release(st *h2Stream) {
 	st.ctx.Response.Reset() // closes a body stream not read to its end
 	st.conn = h2StreamConn{}
 	st.body.r = nil
+	if cap(st.buf) > streamPrefetch {
+		st.buf = nil
+	}
 	if cap(st.raw) > 4*h.maxHdr {
 		st.raw = nil
 	}
@@ -328,6 +341,21 @@ func (h *h2Server) readRequest(st *h2Stream, r *http.Request) error {
 	b = append(b, r.Host...)
 	b = append(b, "\r\n"...)
 	for name, values := range r.Header {
+		switch name {
+		case "Host":
+			// RFC 9113 §8.3.1: Host may come with :authority (Go copies
+			// it into r.Host when :authority is missing); it must then
+			// say the same, once.
+			if len(values) != 1 || !strings.EqualFold(values[0], r.Host) {
+				return errors.New("host field disagrees with :authority")
+			}
+			continue
+		case "Content-Length":
+			// RFC 9113 §8.1.1: the declared length must be the body's.
+			if len(values) != 1 || r.ContentLength < 0 || values[0] != strconv.FormatInt(r.ContentLength, 10) {
+				return errors.New("content-length disagrees with the body")
+			}
+		}
 		for _, v := range values {
 			b = append(b, name...)
 			b = append(b, ": "...)
@@ -350,15 +378,36 @@ func (h *h2Server) readRequest(st *h2Stream, r *http.Request) error {
 		return err
 	}
 	req.Header.SetProtocol("HTTP/2.0") // for the access log; nodes get HTTP/1.1
-	if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
-		st.body.r = r.Body
-		req.SetBodyStream(&st.body, int(r.ContentLength)) // -1: length unknown
+	if r.ContentLength == 0 || r.Body == nil || r.Body == http.NoBody {
+		return nil
 	}
+	if n := r.ContentLength; n > 0 && n <= streamPrefetch {
+		// As fasthttp does over HTTP/1.1, a small body is read whole
+		// before the handler runs, within body_timeout: one cut short or
+		// cancelled never reaches a node.
+		if cap(st.buf) < int(n) {
+			st.buf = make([]byte, n, max(n, 4<<10))
+		}
+		b := st.buf[:n]
+		_ = st.conn.rc.SetReadDeadline(time.Now().Add(h.s.snap.Load().bodyTimeout))
+		_, err := io.ReadFull(r.Body, b)
+		_ = st.conn.rc.SetReadDeadline(time.Time{})
+		if err != nil {
+			if isTimeout(err) {
+				return ErrClientTimeout
+			}
+			return fmt.Errorf("%w: %v", ErrBadRequestBody, err)
+		}
+		req.SetBodyRaw(b)
+		return nil
+	}
+	st.body.r = r.Body
+	req.SetBodyStream(&st.body, int(r.ContentLength)) // -1: length unknown
 	return nil
 }
 
 // writeResponse writes the handler's answer in ctx as HTTP/2.
-func (h *h2Server) writeResponse(w http.ResponseWriter, r *http.Request, ctx *fasthttp.RequestCtx) {
+func (h *h2Server) writeResponse(w http.ResponseWriter, r *http.Request, ctx *fasthttp.RequestCtx, rc *http.ResponseController) {
 	resp := &ctx.Response
 	hdr := w.Header()
 	for name, value := range resp.Header.All() {
@@ -391,12 +440,18 @@ func (h *h2Server) writeResponse(w http.ResponseWriter, r *http.Request, ctx *fa
 	if noBody {
 		return
 	}
+	sw := streamWriter{w: w, f: w.(http.Flusher), rc: rc, timeout: h.send, flush: stream}
 	if stream {
 		// Streamed from a node: each piece goes out as it arrives.
-		_ = resp.BodyWriteTo(flushWriter{w: w, f: w.(http.Flusher)})
+		if err := resp.BodyWriteTo(&sw); err != nil {
+			// The node's body broke off (or the client went away): reset
+			// the stream, so the client never takes a cut-short body for
+			// a whole one (RFC 9113 §8.1).
+			panic(http.ErrAbortHandler)
+		}
 		return
 	}
-	_, _ = w.Write(resp.Body())
+	_, _ = sw.Write(resp.Body())
 }
 
 var hdrContentLength = []byte("Content-Length")
@@ -413,18 +468,36 @@ func connectionSpecific(name []byte) bool {
 	return false
 }
 
-// flushWriter flushes after every write.
-type flushWriter struct {
-	w io.Writer
-	f http.Flusher
+// streamWriter writes a stream's body in pieces of at most 64 KiB, each
+// of which must go out within the send timeout (so a client that stops
+// reading, or never opens its flow-control window, is cut as over
+// HTTP/1.1), flushing after each when the body is streamed.
+type streamWriter struct {
+	w       io.Writer
+	f       http.Flusher
+	rc      *http.ResponseController
+	timeout time.Duration
+	flush   bool
 }
 
-func (fw flushWriter) Write(p []byte) (int, error) {
-	n, err := fw.w.Write(p)
-	if err == nil {
-		fw.f.Flush()
+func (sw *streamWriter) Write(p []byte) (int, error) {
+	var written int
+	for len(p) > 0 {
+		piece := p[:min(len(p), 64<<10)]
+		if sw.timeout > 0 {
+			_ = sw.rc.SetWriteDeadline(time.Now().Add(sw.timeout))
+		}
+		n, err := sw.w.Write(piece)
+		written += n
+		if err != nil {
+			return written, err
+		}
+		if sw.flush {
+			sw.f.Flush()
+		}
+		p = p[n:]
 	}
-	return n, err
+	return written, nil
 }
 
 // connQueue is the listener the HTTP/2 server accepts from: connections

@@ -1,6 +1,7 @@
 package router
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -358,6 +360,7 @@ type h2Raw struct {
 	conn *tls.Conn
 	fr   *http2.Framer
 	enc  *hpack.Encoder
+	dec  *hpack.Decoder
 	buf  bytes.Buffer
 }
 
@@ -518,4 +521,334 @@ func metricsText(t *testing.T, admin string) string {
 	t.Helper()
 	_, body := do(t, testClient(), "GET", admin+"/metrics", nil, nil)
 	return body
+}
+
+// recNode records the raw bytes of every request it gets.
+type recNode struct {
+	addr string
+	mu   sync.Mutex
+	reqs []string
+}
+
+func startRecNode(t *testing.T) *recNode {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &recNode{addr: ln.Addr().String()}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					var head bytes.Buffer
+					cl := 0
+					for {
+						line, err := br.ReadString('\n')
+						if err != nil {
+							return
+						}
+						head.WriteString(line)
+						if strings.HasPrefix(strings.ToLower(line), "content-length:") {
+							cl, _ = strconv.Atoi(strings.TrimSpace(line[15:]))
+						}
+						if line == "\r\n" {
+							break
+						}
+					}
+					body := make([]byte, cl)
+					io.ReadFull(br, body)
+					n.mu.Lock()
+					n.reqs = append(n.reqs, head.String()+string(body))
+					n.mu.Unlock()
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				}
+			}(c)
+		}
+	}()
+	return n
+}
+
+func (n *recNode) last() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if len(n.reqs) == 0 {
+		return "<none>"
+	}
+	return n.reqs[len(n.reqs)-1]
+}
+
+func (n *recNode) count() int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return len(n.reqs)
+}
+
+func startRecH2Edge(t *testing.T, server string) (*h2Setup, *recNode) {
+	t.Helper()
+	node := startRecNode(t)
+	originAddr, originHits := startCacheOrigin(t)
+	ca := newTestCA(t, "h2-ca")
+	kp := ca.issue(t, "site", false, "site.test", "other.test")
+	e := startTLSEdge(t, h2Config, map[string]any{
+		"Cert": kp.Cert, "Key": kp.Key, "Node": node.addr, "Origin": originAddr,
+		"Dead": deadAddr(t), "Server": server,
+	})
+	return &h2Setup{edge: e, addr: e.listenerAddr(0), origin: originHits, ca: ca}, node
+}
+
+// send writes one stream with the given fields (and body, when not nil)
+// and returns status and body of the answer.
+func (r *h2Raw) send(t *testing.T, id uint32, fields [][2]string, body []byte, endStream bool, wait time.Duration) (string, string) {
+	r.buf.Reset()
+	for _, f := range fields {
+		_ = r.enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	if err := r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: id, BlockFragment: r.buf.Bytes(), EndStream: body == nil && endStream, EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	if body != nil {
+		if err := r.fr.WriteData(id, endStream, body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_ = r.conn.SetReadDeadline(time.Now().Add(wait))
+	if r.dec == nil {
+		r.dec = hpack.NewDecoder(65536, nil)
+	}
+	dec := r.dec
+	status := ""
+	var got bytes.Buffer
+	for {
+		f, err := r.fr.ReadFrame()
+		if err != nil {
+			return status + " (read: " + err.Error() + ")", got.String()
+		}
+		switch f := f.(type) {
+		case *http2.HeadersFrame:
+			if f.StreamID != id {
+				continue
+			}
+			hf, _ := dec.DecodeFull(f.HeaderBlockFragment())
+			for _, h := range hf {
+				if h.Name == ":status" {
+					status = h.Value
+				}
+			}
+			if f.StreamEnded() {
+				return status, got.String()
+			}
+		case *http2.DataFrame:
+			if f.StreamID != id {
+				continue
+			}
+			got.Write(f.Data())
+			if f.StreamEnded() {
+				return status, got.String()
+			}
+		case *http2.RSTStreamFrame:
+			if f.StreamID == id {
+				return "RST " + f.ErrCode.String(), got.String()
+			}
+		case *http2.GoAwayFrame:
+			return "GOAWAY " + f.ErrCode.String(), got.String()
+		case *http2.SettingsFrame:
+			if !f.IsAck() {
+				_ = r.fr.WriteSettingsAck()
+			}
+		}
+	}
+}
+
+func getFields(path string) [][2]string {
+	return [][2]string{{":method", "GET"}, {":scheme", "https"}, {":authority", "site.test"}, {":path", path}}
+}
+
+// TestHTTP2RefusesWhatHTTP1Would: fields that disagree, or a body that
+// does not match its declared length, get an error and never reach a
+// node; legal spellings of the authority are served.
+func TestHTTP2RefusesWhatHTTP1Would(t *testing.T) {
+	s, node := startRecH2Edge(t, "")
+	r := dialH2Raw(t, s)
+	post := func(path, cl string) [][2]string {
+		return [][2]string{{":method", "POST"}, {":scheme", "https"}, {":authority", "site.test"}, {":path", path}, {"content-length", cl}}
+	}
+	id := uint32(1)
+	for _, tc := range []struct {
+		name   string
+		fields [][2]string
+		body   []byte
+		served bool
+	}{
+		{"host without :authority", [][2]string{{":method", "GET"}, {":scheme", "https"}, {":path", "/host-only"}, {"host", "site.test"}}, nil, true},
+		{":authority and the same host", append(getFields("/same"), [2]string{"host", "site.test"}), nil, true},
+		{":authority and another host", append(getFields("/both"), [2]string{"host", "other.test"}), nil, false},
+		{"space in path", getFields("/sp ace"), nil, false},
+		{"space in query", getFields("/q?a=1 HTTP/1.0"), nil, false},
+		{"declared 10, 3 sent", post("/cl-short", "10"), []byte("abc"), false},
+		{"declared 5, no body", post("/cl-nobody", "5"), nil, false},
+	} {
+		before := node.count()
+		status, body := r.send(t, id, tc.fields, tc.body, true, 5*time.Second)
+		id += 2
+		reached := node.count() > before
+		if tc.served != (status == "200") || reached != tc.served {
+			t.Errorf("%s: status %s (%q), node reached %v; want served=%v\nnode got: %q", tc.name, status, body, reached, tc.served, node.last())
+		}
+	}
+}
+
+// TestHTTP2CancelledUploadNeverReachesNode: a client cancels a small
+// upload half-way; the node must not get a request at all.
+func TestHTTP2CancelledUploadNeverReachesNode(t *testing.T) {
+	s, node := startRecH2Edge(t, "")
+	r := dialH2Raw(t, s)
+	r.buf.Reset()
+	for _, f := range [][2]string{{":method", "POST"}, {":scheme", "https"}, {":authority", "site.test"}, {":path", "/transfer"}, {"content-type", "application/json"}, {"content-length", "40"}} {
+		_ = r.enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	if err := r.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: r.buf.Bytes(), EndHeaders: true}); err != nil {
+		t.Fatal(err)
+	}
+	_ = r.fr.WriteData(1, false, []byte(`{"amount": 10`))
+	time.Sleep(200 * time.Millisecond)
+	_ = r.fr.WriteRSTStream(1, http2.ErrCodeCancel)
+	time.Sleep(500 * time.Millisecond)
+	if n := node.count(); n != 0 {
+		t.Errorf("the node got %d requests after the upload was cancelled: %q", n, node.last())
+	}
+}
+
+// TestHTTP2SmallBodyTimeout: a declared small body that stalls is cut by
+// body_timeout (408), as over HTTP/1.1.
+func TestHTTP2SmallBodyTimeout(t *testing.T) {
+	s, node := startRecH2Edge(t, "  body_timeout: 1s")
+	r := dialH2Raw(t, s)
+	start := time.Now()
+	status, _ := r.send(t, 1, [][2]string{{":method", "POST"}, {":scheme", "https"}, {":authority", "site.test"}, {":path", "/stall"}, {"content-length", "100"}}, []byte("x"), false, 10*time.Second)
+	if took := time.Since(start); status != "408" || took > 5*time.Second {
+		t.Errorf("a stalled 100-byte body got %q after %v, want 408 after about body_timeout (1s)", status, took)
+	}
+	if n := node.count(); n != 0 {
+		t.Errorf("the node got %d requests", n)
+	}
+}
+
+// startBrokenNode answers with part of a body, then closes: chunked for
+// /chunked, with a Content-Length for anything else.
+func startBrokenNode(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func(c net.Conn) {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				first := ""
+				for {
+					line, err := br.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if first == "" {
+						first = line
+					}
+					if line == "\r\n" {
+						break
+					}
+				}
+				chunk := strings.Repeat("a", 32<<10)
+				if strings.Contains(first, "/chunked") {
+					io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+					for range 8 {
+						fmt.Fprintf(c, "%x\r\n%s\r\n", len(chunk), chunk)
+					}
+					return // no last chunk
+				}
+				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", 1<<20)
+				for range 8 {
+					io.WriteString(c, chunk)
+				}
+			}(c)
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// TestHTTP2CutShortBodyIsNotComplete: a node that dies mid-body must not
+// give an HTTP/2 client a body that looks whole (RFC 9113 §8.1), as it
+// does not over HTTP/1.1.
+func TestHTTP2CutShortBodyIsNotComplete(t *testing.T) {
+	originAddr, originHits := startCacheOrigin(t)
+	ca := newTestCA(t, "h2-ca")
+	kp := ca.issue(t, "site", false, "site.test", "other.test")
+	e := startTLSEdge(t, h2Config, map[string]any{
+		"Cert": kp.Cert, "Key": kp.Key, "Node": startBrokenNode(t), "Origin": originAddr, "Dead": deadAddr(t),
+	})
+	s := &h2Setup{edge: e, addr: e.listenerAddr(0), origin: originHits, ca: ca}
+	for _, proto := range []string{"h1", "h2"} {
+		for _, path := range []string{"/chunked", "/length"} {
+			resp, err := s.client(proto).Get("https://site.test" + path)
+			if err != nil {
+				continue // refused before a body: fine
+			}
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if err == nil {
+				t.Errorf("%s %s: read %d bytes and a clean end; want an error", proto, path, len(b))
+			}
+		}
+	}
+}
+
+// TestHTTP2SlowReaderIsCut: a client that opens its windows wide, asks
+// for a large download and reads nothing is cut by send_timeout, and the
+// node's request ends.
+func TestHTTP2SlowReaderIsCut(t *testing.T) {
+	s := startH2Edge(t, "  send_timeout: 1s")
+	raw, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	_ = raw.(*net.TCPConn).SetReadBuffer(4096)
+	c := tls.Client(raw, &tls.Config{ServerName: "site.test", RootCAs: s.ca.pool, NextProtos: []string{"h2"}})
+	if err := c.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.WriteString(c, http2.ClientPreface)
+	fr := http2.NewFramer(c, c)
+	_ = fr.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1})
+	_ = fr.WriteWindowUpdate(0, 1<<31-1-65535)
+	var buf bytes.Buffer
+	enc := hpack.NewEncoder(&buf)
+	for _, f := range getFields("/download?n=500000000") {
+		_ = enc.WriteField(hpack.HeaderField{Name: f[0], Value: f[1]})
+	}
+	_ = fr.WriteHeaders(http2.HeadersFrameParam{StreamID: 1, BlockFragment: buf.Bytes(), EndStream: true, EndHeaders: true})
+	deadline := time.Now().Add(15 * time.Second)
+	for s.node.inflight.Load() == 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	for s.node.inflight.Load() != 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := s.node.inflight.Load(); n != 0 {
+		t.Errorf("the node still serves %d requests to a client that reads nothing, 15 s on (send_timeout 1s)", n)
+	}
 }

@@ -85,12 +85,42 @@ func isUpgrade(h *fasthttp.RequestHeader) bool {
 	if cl := h.ContentLength(); cl != 0 && cl != -2 {
 		return false
 	}
+	// h2c (RFC 7540 §3.2) is never tunnelled: a node that took it would
+	// give the client a raw HTTP/2 connection past edge's routing.
+	for _, v := range h.PeekAll("Upgrade") {
+		if listHasToken(v, tokenH2C) {
+			return false
+		}
+	}
 	for _, v := range h.PeekAll("Connection") {
 		if listHasToken(v, tokenUpgrade) {
 			return true
 		}
 	}
 	return false
+}
+
+var tokenH2C = []byte("h2c")
+
+// upgradeAccepted reports whether a 101's Upgrade (chosen) names only
+// protocols the client asked for (requested), as RFC 9110 §7.8 requires
+// of a server; a node that switches to anything else is not believed.
+func upgradeAccepted(requested, chosen []byte) bool {
+	if len(bytes.TrimSpace(chosen)) == 0 {
+		return false
+	}
+	for len(chosen) > 0 {
+		i := bytes.IndexByte(chosen, ',')
+		if i < 0 {
+			i = len(chosen)
+		}
+		tok := bytes.TrimSpace(chosen[:i])
+		if len(tok) > 0 && !listHasToken(requested, tok) {
+			return false
+		}
+		chosen = chosen[min(i+1, len(chosen)):]
+	}
+	return true
 }
 
 // listHasToken reports whether the comma-separated list v holds token,
@@ -338,6 +368,10 @@ func (s *Server) tunnel(ctx *fasthttp.RequestCtx, snap *snapshot, r *route, sc *
 	out.upstream = time.Since(t0)
 	if err == nil && resp.StatusCode() != fasthttp.StatusSwitchingProtocols {
 		err = readDeclinedBody(resp, br, req.Header.IsHead())
+	}
+	if err == nil && resp.StatusCode() == fasthttp.StatusSwitchingProtocols &&
+		!upgradeAccepted(appendJoined(nil, &req.Header, "Upgrade"), appendJoined(nil, &resp.Header, "Upgrade")) {
+		err = errWrongUpgrade
 	}
 	if err != nil {
 		if errors.Is(err, ErrNodeTimeout) {
@@ -622,9 +656,9 @@ func (t *tunnel) run(client net.Conn) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t.pipe(t.conn, client, t.nodeToClient)
+		t.pipe(t.conn, client, t.nodeToClient, false)
 	}()
-	t.pipe(client, t.conn, t.clientToNode)
+	t.pipe(client, t.conn, t.clientToNode, true)
 	<-done
 }
 
@@ -632,16 +666,22 @@ func (t *tunnel) run(client net.Conn) {
 // other direction goes on); on any other failure, or when the tunnel was
 // idle in both directions for t.idle, it closes both sides. The idle
 // check costs no deadline update per read: each read deadline is set
-// from the last activity only when it expires.
-func (t *tunnel) pipe(src, dst net.Conn, counter prometheus.Counter) {
+// from the last activity only when it expires. A write that makes no
+// progress ends the tunnel too: to the client after send_timeout (the
+// client connection's own bound), to the node after t.idle (boundWrites).
+func (t *tunnel) pipe(src, dst net.Conn, counter prometheus.Counter, boundWrites bool) {
 	bp := tunnelBufPool.Get().(*[]byte)
 	defer tunnelBufPool.Put(bp)
 	buf := *bp
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
-			t.last.Store(time.Now().UnixNano())
+			now := time.Now()
+			t.last.Store(now.UnixNano())
 			counter.Add(float64(n))
+			if boundWrites {
+				_ = dst.SetWriteDeadline(now.Add(t.idle))
+			}
 			if _, werr := dst.Write(buf[:n]); werr != nil {
 				t.abort()
 				return
@@ -702,7 +742,10 @@ func (t *tunnel) finish() {
 }
 
 // errNoHalfClose means a connection cannot be half-closed.
-var errNoHalfClose = errors.New("connection cannot be half-closed")
+var (
+	errNoHalfClose  = errors.New("connection cannot be half-closed")
+	errWrongUpgrade = errors.New("the node switched to a protocol the client did not ask for")
+)
 
 // closeWrite half-closes c (TCP FIN, or TLS close_notify), looking
 // through edge's and fasthttp's connection wrappers.

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/valyala/fasthttp"
 )
 
 // wsNode is a real WebSocket echo server (net/http and gorilla's
@@ -779,4 +780,109 @@ routes:
 	expectClosed(t, c, 2*time.Second)
 	_ = c.Close()
 	waitTunnelsClosed(t, e.edgeUnderTest)
+}
+
+// TestTunnelClientThatStopsReadingIsCut: the node keeps sending, the
+// client half-closes and reads nothing: send_timeout ends the tunnel,
+// frees its max_open slot and the node's in-flight count (fasthttp
+// clears deadlines when it hands the connection over; that must not
+// switch the send timeout off).
+func TestTunnelClientThatStopsReadingIsCut(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					line, err := br.ReadString('\n')
+					if err != nil || line == "\r\n" {
+						break
+					}
+				}
+				_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: foo/1\r\n\r\n")
+				buf := make([]byte, 64<<10)
+				for {
+					if _, err := c.Write(buf); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	cfg := strings.Replace(tunnelConfig, "server:\n", "server:\n  send_timeout: 1s\n", 1)
+	e := startEdge(t, cfg, tunnelData(ln.Addr().String()))
+	c, err := net.Dial("tcp", e.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.(*net.TCPConn).SetReadBuffer(4096)
+	_, _ = io.WriteString(c, "GET /x HTTP/1.1\r\nHost: a.test\r\nConnection: Upgrade\r\nUpgrade: foo/1\r\n\r\n")
+	time.Sleep(200 * time.Millisecond)
+	_ = c.(*net.TCPConn).CloseWrite()
+	deadline := time.Now().Add(10 * time.Second)
+	for e.srv.tunnels.count.Load() != 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if n := e.srv.tunnels.count.Load(); n != 0 {
+		t.Errorf("%d tunnels still open 10 s after the client stopped reading (send_timeout 1s)", n)
+	}
+	if n := e.srv.snap.Load().pools["app"].nodes[0].Inflight(); n != 0 {
+		t.Errorf("the node still counts %d requests in flight", n)
+	}
+}
+
+// TestTunnelNodeMustSwitchToWhatWasAsked: a 101 to a protocol the client
+// did not ask for is not believed (502); h2c is never tunnelled.
+func TestTunnelNodeMustSwitchToWhatWasAsked(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					line, err := br.ReadString('\n')
+					if err != nil || line == "\r\n" {
+						break
+					}
+				}
+				_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: bar/2\r\n\r\n")
+				_, _ = io.Copy(io.Discard, c)
+			}()
+		}
+	}()
+	e := startEdge(t, tunnelConfig, tunnelData(ln.Addr().String()))
+	if got := rawRequest(t, e.addr, "GET /x HTTP/1.1\r\nHost: a.test\r\nConnection: Upgrade\r\nUpgrade: foo/1\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.1 502") {
+		t.Errorf("a switch to bar/2 when foo/1 was asked: %q, want 502", got)
+	}
+	if isUpgrade(mustRequestHeader(t, "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n")) {
+		t.Error("an h2c upgrade is treated as a tunnel")
+	}
+}
+
+func mustRequestHeader(t *testing.T, raw string) *fasthttp.RequestHeader {
+	t.Helper()
+	var h fasthttp.RequestHeader
+	if err := h.Read(bufio.NewReader(strings.NewReader(raw))); err != nil {
+		t.Fatal(err)
+	}
+	return &h
 }
