@@ -113,14 +113,23 @@ type h2Setup struct {
 func startH2Edge(t *testing.T, server string) *h2Setup {
 	t.Helper()
 	node := startNode(t, "n0")
+	s := startH2EdgeFor(t, node.addr, server)
+	s.node = node
+	return s
+}
+
+// startH2EdgeFor is edge on h2Config with the app pool's one node at
+// nodeAddr.
+func startH2EdgeFor(t *testing.T, nodeAddr, server string) *h2Setup {
+	t.Helper()
 	originAddr, originHits := startCacheOrigin(t)
 	ca := newTestCA(t, "h2-ca")
 	kp := ca.issue(t, "site", false, "site.test", "other.test")
 	e := startTLSEdge(t, h2Config, map[string]any{
-		"Cert": kp.Cert, "Key": kp.Key, "Node": node.addr, "Origin": originAddr,
+		"Cert": kp.Cert, "Key": kp.Key, "Node": nodeAddr, "Origin": originAddr,
 		"Dead": deadAddr(t), "Server": server,
 	})
-	return &h2Setup{edge: e, addr: e.listenerAddr(0), node: node, origin: originHits, ca: ca}
+	return &h2Setup{edge: e, addr: e.listenerAddr(0), origin: originHits, ca: ca}
 }
 
 // client speaks HTTP/1.1 (h1) or HTTP/2 (h2) to edge over TLS.
@@ -532,47 +541,35 @@ type recNode struct {
 
 func startRecNode(t *testing.T) *recNode {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := &recNode{addr: ln.Addr().String()}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	n := &recNode{}
+	n.addr = serveRaw(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			var head bytes.Buffer
+			cl := 0
+			for {
+				line, err := br.ReadString('\n')
+				if err != nil {
+					return
+				}
+				head.WriteString(line)
+				if strings.HasPrefix(strings.ToLower(line), "content-length:") {
+					cl, _ = strconv.Atoi(strings.TrimSpace(line[15:]))
+				}
+				if line == "\r\n" {
+					break
+				}
+			}
+			body := make([]byte, cl)
+			if _, err := io.ReadFull(br, body); err != nil {
 				return
 			}
-			go func(c net.Conn) {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					var head bytes.Buffer
-					cl := 0
-					for {
-						line, err := br.ReadString('\n')
-						if err != nil {
-							return
-						}
-						head.WriteString(line)
-						if strings.HasPrefix(strings.ToLower(line), "content-length:") {
-							cl, _ = strconv.Atoi(strings.TrimSpace(line[15:]))
-						}
-						if line == "\r\n" {
-							break
-						}
-					}
-					body := make([]byte, cl)
-					io.ReadFull(br, body)
-					n.mu.Lock()
-					n.reqs = append(n.reqs, head.String()+string(body))
-					n.mu.Unlock()
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-				}
-			}(c)
+			n.mu.Lock()
+			n.reqs = append(n.reqs, head.String()+string(body))
+			n.mu.Unlock()
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		}
-	}()
+	})
 	return n
 }
 
@@ -594,14 +591,7 @@ func (n *recNode) count() int {
 func startRecH2Edge(t *testing.T, server string) (*h2Setup, *recNode) {
 	t.Helper()
 	node := startRecNode(t)
-	originAddr, originHits := startCacheOrigin(t)
-	ca := newTestCA(t, "h2-ca")
-	kp := ca.issue(t, "site", false, "site.test", "other.test")
-	e := startTLSEdge(t, h2Config, map[string]any{
-		"Cert": kp.Cert, "Key": kp.Key, "Node": node.addr, "Origin": originAddr,
-		"Dead": deadAddr(t), "Server": server,
-	})
-	return &h2Setup{edge: e, addr: e.listenerAddr(0), origin: originHits, ca: ca}, node
+	return startH2EdgeFor(t, node.addr, server), node
 }
 
 // send writes one stream with the given fields (and body, when not nil)
@@ -745,62 +735,41 @@ func TestHTTP2SmallBodyTimeout(t *testing.T) {
 // /chunked, with a Content-Length for anything else.
 func startBrokenNode(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+	return serveRaw(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		first := ""
 		for {
-			c, err := ln.Accept()
+			line, err := br.ReadString('\n')
 			if err != nil {
 				return
 			}
-			go func(c net.Conn) {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				first := ""
-				for {
-					line, err := br.ReadString('\n')
-					if err != nil {
-						return
-					}
-					if first == "" {
-						first = line
-					}
-					if line == "\r\n" {
-						break
-					}
-				}
-				chunk := strings.Repeat("a", 32<<10)
-				if strings.Contains(first, "/chunked") {
-					io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
-					for range 8 {
-						fmt.Fprintf(c, "%x\r\n%s\r\n", len(chunk), chunk)
-					}
-					return // no last chunk
-				}
-				fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", 1<<20)
-				for range 8 {
-					io.WriteString(c, chunk)
-				}
-			}(c)
+			if first == "" {
+				first = line
+			}
+			if line == "\r\n" {
+				break
+			}
 		}
-	}()
-	return ln.Addr().String()
+		chunk := strings.Repeat("a", 32<<10)
+		if strings.Contains(first, "/chunked") {
+			_, _ = io.WriteString(c, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+			for range 8 {
+				fmt.Fprintf(c, "%x\r\n%s\r\n", len(chunk), chunk)
+			}
+			return // no last chunk
+		}
+		fmt.Fprintf(c, "HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n", 1<<20)
+		for range 8 {
+			_, _ = io.WriteString(c, chunk)
+		}
+	})
 }
 
 // TestHTTP2CutShortBodyIsNotComplete: a node that dies mid-body must not
 // give an HTTP/2 client a body that looks whole (RFC 9113 §8.1), as it
 // does not over HTTP/1.1.
 func TestHTTP2CutShortBodyIsNotComplete(t *testing.T) {
-	originAddr, originHits := startCacheOrigin(t)
-	ca := newTestCA(t, "h2-ca")
-	kp := ca.issue(t, "site", false, "site.test", "other.test")
-	e := startTLSEdge(t, h2Config, map[string]any{
-		"Cert": kp.Cert, "Key": kp.Key, "Node": startBrokenNode(t), "Origin": originAddr, "Dead": deadAddr(t),
-	})
-	s := &h2Setup{edge: e, addr: e.listenerAddr(0), origin: originHits, ca: ca}
+	s := startH2EdgeFor(t, startBrokenNode(t), "")
 	for _, proto := range []string{"h1", "h2"} {
 		for _, path := range []string{"/chunked", "/length"} {
 			resp, err := s.client(proto).Get("https://site.test" + path)

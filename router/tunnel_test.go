@@ -788,38 +788,16 @@ routes:
 // clears deadlines when it hands the connection over; that must not
 // switch the send timeout off).
 func TestTunnelClientThatStopsReadingIsCut(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
+	node := startUpgradeNode(t, "foo/1", func(c net.Conn) {
+		buf := make([]byte, 64<<10)
 		for {
-			c, err := ln.Accept()
-			if err != nil {
+			if _, err := c.Write(buf); err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					line, err := br.ReadString('\n')
-					if err != nil || line == "\r\n" {
-						break
-					}
-				}
-				_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: foo/1\r\n\r\n")
-				buf := make([]byte, 64<<10)
-				for {
-					if _, err := c.Write(buf); err != nil {
-						return
-					}
-				}
-			}()
 		}
-	}()
+	})
 	cfg := strings.Replace(tunnelConfig, "server:\n", "server:\n  send_timeout: 1s\n", 1)
-	e := startEdge(t, cfg, tunnelData(ln.Addr().String()))
+	e := startEdge(t, cfg, tunnelData(node))
 	c, err := net.Dial("tcp", e.addr)
 	if err != nil {
 		t.Fatal(err)
@@ -844,38 +822,31 @@ func TestTunnelClientThatStopsReadingIsCut(t *testing.T) {
 // TestTunnelNodeMustSwitchToWhatWasAsked: a 101 to a protocol the client
 // did not ask for is not believed (502); h2c is never tunnelled.
 func TestTunnelNodeMustSwitchToWhatWasAsked(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ln.Close() })
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					line, err := br.ReadString('\n')
-					if err != nil || line == "\r\n" {
-						break
-					}
-				}
-				_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: bar/2\r\n\r\n")
-				_, _ = io.Copy(io.Discard, c)
-			}()
-		}
-	}()
-	e := startEdge(t, tunnelConfig, tunnelData(ln.Addr().String()))
+	node := startUpgradeNode(t, "bar/2", func(c net.Conn) { _, _ = io.Copy(io.Discard, c) })
+	e := startEdge(t, tunnelConfig, tunnelData(node))
 	if got := rawRequest(t, e.addr, "GET /x HTTP/1.1\r\nHost: a.test\r\nConnection: Upgrade\r\nUpgrade: foo/1\r\n\r\n"); !strings.HasPrefix(got, "HTTP/1.1 502") {
 		t.Errorf("a switch to bar/2 when foo/1 was asked: %q, want 502", got)
 	}
 	if isUpgrade(mustRequestHeader(t, "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n")) {
 		t.Error("an h2c upgrade is treated as a tunnel")
 	}
+}
+
+// startUpgradeNode is a raw node that answers every request with a 101 to
+// protocol, then hands the connection to then; it returns its address.
+func startUpgradeNode(t *testing.T, protocol string, then func(net.Conn)) string {
+	t.Helper()
+	return serveRaw(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil || line == "\r\n" {
+				break
+			}
+		}
+		_, _ = io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: "+protocol+"\r\n\r\n")
+		then(c)
+	})
 }
 
 func mustRequestHeader(t *testing.T, raw string) *fasthttp.RequestHeader {
