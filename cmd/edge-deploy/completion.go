@@ -1,29 +1,29 @@
 package main
 
 import (
-	"bytes"
 	"flag"
 	"fmt"
-	"github.com/edge-router/edge/internal/completion"
 	"io"
 	"slices"
+
+	"github.com/edge-router/edge/internal/completion"
 )
 
 // deployCommands are edge-deploy's commands, in the order of the usage,
 // with the line completion shows for each. Their flags are read from the
 // commands' own flag sets (completionSpec).
-var deployCommands = []struct{ name, help string }{
-	{"prepare", "build a release from --dir, --tarball or --git"},
-	{"activate", "point current at a release"},
-	{"rollback", "return to the previous good release"},
-	{"cleanup", "remove old releases"},
-	{"status", "show releases, lock holder, free disk and journal"},
-	{"recover", "remove leftovers of an interrupted operation"},
-	{"agent", "serve this node over HTTP for rollouts"},
-	{"rollout", "deploy a release across an edge pool"},
-	{"version", "print the version and build revision"},
-	{"completion", "print a shell completion script"},
-	{"help", "print the usage"},
+var deployCommands = []completion.Command{
+	{Name: "prepare", Help: "build a release from --dir, --tarball or --git"},
+	{Name: "activate", Help: "point current at a release"},
+	{Name: "rollback", Help: "return to the previous good release"},
+	{Name: "cleanup", Help: "remove old releases"},
+	{Name: "status", Help: "show releases, lock holder, free disk and journal"},
+	{Name: "recover", Help: "remove leftovers of an interrupted operation"},
+	{Name: "agent", Help: "serve this node over HTTP for rollouts"},
+	{Name: "rollout", Help: "deploy a release across an edge pool"},
+	{Name: "version", Help: "print the version and build revision"},
+	{Name: "completion", Help: "print a shell completion script"},
+	{Name: "help", Help: "print the usage"},
 }
 
 const completionUsage = `usage: edge-deploy completion bash|zsh|fish
@@ -63,23 +63,6 @@ func completionSpec() completion.Spec {
 	g := flag.NewFlagSet("edge-deploy", flag.ContinueOnError)
 	new(globalFlags).register(g)
 	s.Global = completion.FlagSetFlags(g)
-	for _, c := range deployCommands {
-		cc := completion.Command{Name: c.name, Help: c.help}
-		if c.name == "completion" {
-			cc.Words = completion.Shells
-		} else {
-			cc.Flags = commandFlags(c.name)
-		}
-		s.Commands = append(s.Commands, cc)
-	}
+	s.Commands = completion.WithFlags(deployCommands, run)
 	return s
-}
-
-// commandFlags runs "edge-deploy CMD -h" in-process and reads the flags
-// that the command's flag set printed. Every command stops at -h before
-// doing anything.
-func commandFlags(cmd string) []completion.Flag {
-	var usage bytes.Buffer
-	run([]string{cmd, "-h"}, io.Discard, &usage)
-	return completion.ParseFlagDefaults(usage.String())
 }

@@ -107,9 +107,9 @@ func TestCompletionCommandsMatchUsage(t *testing.T) {
 	}
 	var names []string
 	for _, c := range deployCommands {
-		names = append(names, c.name)
-		if _, _, stderr := runCLI(t, c.name, "-h"); strings.Contains(stderr, "unknown command") {
-			t.Errorf("completion offers %q, which run does not know", c.name)
+		names = append(names, c.Name)
+		if _, _, stderr := runCLI(t, c.Name, "-h"); strings.Contains(stderr, "unknown command") {
+			t.Errorf("completion offers %q, which run does not know", c.Name)
 		}
 	}
 	if want := append(listed, "help"); !slices.Equal(names, want) {

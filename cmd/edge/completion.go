@@ -1,25 +1,25 @@
 package main
 
 import (
-	"bytes"
 	"fmt"
-	"github.com/edge-router/edge/internal/completion"
 	"io"
 	"slices"
+
+	"github.com/edge-router/edge/internal/completion"
 )
 
 // edgeCommands are edge's commands, in the order of the usage, with the
 // line completion shows for each. Their flags are read from the commands'
 // own flag sets (completionSpec).
-var edgeCommands = []struct{ name, help string }{
-	{"run", "serve in the foreground"},
-	{"check", "validate a configuration file and summarise it"},
-	{"explain", "say what edge does with a request"},
-	{"tail", "follow the access log live, filtered"},
-	{"reload", "reload a running edge through its admin API"},
-	{"version", "print the version and build revision"},
-	{"completion", "print a shell completion script"},
-	{"help", "print the usage"},
+var edgeCommands = []completion.Command{
+	{Name: "run", Help: "serve in the foreground"},
+	{Name: "check", Help: "validate a configuration file and summarise it"},
+	{Name: "explain", Help: "say what edge does with a request"},
+	{Name: "tail", Help: "follow the access log live, filtered"},
+	{Name: "reload", Help: "reload a running edge through its admin API"},
+	{Name: "version", Help: "print the version and build revision"},
+	{Name: "completion", Help: "print a shell completion script"},
+	{Name: "help", Help: "print the usage"},
 }
 
 const completionUsage = `usage: edge completion bash|zsh|fish
@@ -51,23 +51,6 @@ func cmdCompletion(args []string, stdout, stderr io.Writer) int {
 // what its flag set prints for -h, so they cannot drift from the code.
 func completionSpec() completion.Spec {
 	s := completion.Spec{Prog: "edge", Files: map[string]bool{"config": true}}
-	for _, c := range edgeCommands {
-		cc := completion.Command{Name: c.name, Help: c.help}
-		if c.name == "completion" {
-			cc.Words = completion.Shells
-		} else {
-			cc.Flags = commandFlags(c.name)
-		}
-		s.Commands = append(s.Commands, cc)
-	}
+	s.Commands = completion.WithFlags(edgeCommands, run)
 	return s
-}
-
-// commandFlags runs "edge CMD -h" in-process and reads the flags that the
-// command's flag set printed. Every command stops at -h before doing
-// anything.
-func commandFlags(cmd string) []completion.Flag {
-	var usage bytes.Buffer
-	run([]string{cmd, "-h"}, io.Discard, &usage)
-	return completion.ParseFlagDefaults(usage.String())
 }

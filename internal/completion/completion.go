@@ -350,3 +350,23 @@ func writeFishFlags(b *bytes.Buffer, s Spec, cond string, flags []Flag) {
 		fmt.Fprintf(b, "complete -c %s -n %s -o %s%s -d %s\n", s.Prog, cond, f.Name, arg, fishQuote(f.Usage))
 	}
 }
+
+// WithFlags returns a copy of cmds in which the "completion" command
+// completes shell names and every other command gets the flags that run
+// prints for "NAME -h" (the command's own flag set, so completion cannot
+// drift from the code). Every command must stop at -h before doing
+// anything.
+func WithFlags(cmds []Command, run func(args []string, stdout, stderr io.Writer) int) []Command {
+	out := make([]Command, len(cmds))
+	for i, c := range cmds {
+		if c.Name == "completion" {
+			c.Words = Shells
+		} else {
+			var usage bytes.Buffer
+			run([]string{c.Name, "-h"}, io.Discard, &usage)
+			c.Flags = ParseFlagDefaults(usage.String())
+		}
+		out[i] = c
+	}
+	return out
+}
