@@ -131,9 +131,18 @@ func TestStatusReportsNodesTrafficAndFailures(t *testing.T) {
 	nodes := startNodes(t, 3)
 	e := startEdge(t, statusConfig, statusData("", nodes...))
 
-	st := waitStatus(t, e, 3*time.Second, "three nodes up", func(st statusJSON) bool {
+	// Nodes start up before their first check: wait for a check of each.
+	st := waitStatus(t, e, 5*time.Second, "three nodes up and checked", func(st statusJSON) bool {
 		s := nodeStates(st)
-		return len(s) == 3 && s["n0"] == "up" && s["n1"] == "up" && s["n2"] == "up"
+		if len(s) != 3 || s["n0"] != "up" || s["n1"] != "up" || s["n2"] != "up" {
+			return false
+		}
+		for _, n := range st.Pools[0].Nodes {
+			if n.LastCheck == nil {
+				return false
+			}
+		}
+		return true
 	})
 	if len(st.Listeners) != 1 || st.Listeners[0].Name != "public" || st.Listeners[0].Address != e.addr || st.Listeners[0].TLS {
 		t.Errorf("listeners = %+v, want public on %s", st.Listeners, e.addr)
