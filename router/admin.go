@@ -125,10 +125,16 @@ func (s *Server) newAdminServer() *fasthttp.Server {
 	}
 }
 
-// adminEndpoints are admin endpoints defined beside the feature they
-// serve, by exact path, behind the same cross-site and token checks as the
-// rest. Files add theirs from init; the map is never changed afterwards.
-var adminEndpoints = map[string]func(*Server, *fasthttp.RequestCtx){}
+// adminEndpoints are the admin endpoints defined beside the feature they
+// serve (status page, explain, live logs), by exact path, behind the same
+// cross-site and token checks as the rest. Read-only.
+var adminEndpoints = map[string]func(*Server, *fasthttp.RequestCtx){
+	"/":        (*Server).handleStatusPage,
+	"/status":  (*Server).handleStatus,
+	"/explain": (*Server).handleExplain,
+	"/config":  (*Server).handleConfig,
+	"/logs":    (*Server).handleTail,
+}
 
 // adminAuthorized reports whether a request may use the admin API: always
 // when no token is set; otherwise with "Authorization: Bearer <token>" or

@@ -905,11 +905,6 @@ func ExplainOffline(cfg *config.Config, in ExplainInput) (Explanation, error) {
 	return e, nil
 }
 
-func init() {
-	adminEndpoints["/explain"] = (*Server).handleExplain
-	adminEndpoints["/config"] = (*Server).handleConfig
-}
-
 // handleExplain serves GET /explain?url=…&method=…&header=Name:%20value&client=…
 func (s *Server) handleExplain(ctx *fasthttp.RequestCtx) {
 	if !requireMethod(ctx, fasthttp.MethodGet) {

@@ -793,22 +793,23 @@ func renderPage(ctx *fasthttp.RequestCtx, status int, name string, data any) {
 	ctx.SetBody(b.Bytes())
 }
 
-func init() {
-	adminEndpoints["/status"] = func(s *Server, ctx *fasthttp.RequestCtx) {
-		if !requireMethod(ctx, fasthttp.MethodGet) {
-			return
-		}
-		ctx.Response.Header.Set("Cache-Control", "no-store")
-		writeJSON(ctx, fasthttp.StatusOK, s.statusView())
+// handleStatus serves GET /status: what the page shows, as JSON.
+func (s *Server) handleStatus(ctx *fasthttp.RequestCtx) {
+	if !requireMethod(ctx, fasthttp.MethodGet) {
+		return
 	}
-	adminEndpoints["/"] = func(s *Server, ctx *fasthttp.RequestCtx) {
-		if !ctx.IsGet() && !ctx.IsHead() {
-			ctx.Response.Header.Set("Allow", "GET, HEAD")
-			ctx.Error("use GET\n", fasthttp.StatusMethodNotAllowed)
-			return
-		}
-		renderPage(ctx, fasthttp.StatusOK, "page", s.statusView())
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	writeJSON(ctx, fasthttp.StatusOK, s.statusView())
+}
+
+// handleStatusPage serves GET / (and HEAD): the status page.
+func (s *Server) handleStatusPage(ctx *fasthttp.RequestCtx) {
+	if !ctx.IsGet() && !ctx.IsHead() {
+		ctx.Response.Header.Set("Allow", "GET, HEAD")
+		ctx.Error("use GET\n", fasthttp.StatusMethodNotAllowed)
+		return
 	}
+	renderPage(ctx, fasthttp.StatusOK, "page", s.statusView())
 }
 
 // Formatting for the template (the page's script formats the same way).

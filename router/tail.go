@@ -500,8 +500,6 @@ func parseTailQuery(args *fasthttp.Args, snap *snapshot) (f tailFilter, asJSON b
 	return f, asJSON, problems
 }
 
-func init() { adminEndpoints["/logs"] = (*Server).handleTail }
-
 // handleTail serves GET /logs: the access-log lines of the requests that
 // pass the filter given in the query, streamed as they finish, until the
 // client goes away or the server shuts down.
