@@ -129,7 +129,7 @@ func (s *Server) newH2Server(cfg *config.Config, addr net.Addr) *h2Server {
 			// write by send_timeout (sendTimeoutConn), and each stream's
 			// writes are bounded by it too (writeResponse), which also
 			// covers a client that never opens its flow-control window.
-			CountError: func(t string) { h.metrics.errors.WithLabelValues(t).Inc() },
+			CountError: func(t string) { h.metrics.errors.WithLabelValues(h2ErrorType(t)).Inc() },
 		},
 		// OPTIONS * is a request like another: the routes decide.
 		DisableGeneralOptionsHandler: true,
@@ -541,3 +541,30 @@ func (q *connQueue) Close() error {
 
 // Addr implements net.Listener.
 func (q *connQueue) Addr() net.Addr { return q.addr }
+
+// h2ErrorType turns the name Go's HTTP/2 server counts an error under
+// ("conn_ENHANCE_YOUR_CALM_too_many_early_resets": scope, error code,
+// reason) into its reason alone ("too_many_early_resets"), the fixed set of
+// names the README documents as edge_http2_errors_total's type label.
+func h2ErrorType(name string) string {
+	rest, ok := strings.CutPrefix(name, "conn_")
+	if !ok {
+		if rest, ok = strings.CutPrefix(name, "stream_"); !ok {
+			return name
+		}
+	}
+	// Skip the error code: upper-case words and digits.
+	for {
+		word, after, found := strings.Cut(rest, "_")
+		if strings.ToUpper(word) != word {
+			break
+		}
+		if rest = after; !found {
+			break
+		}
+	}
+	if rest == "" {
+		return name
+	}
+	return rest
+}

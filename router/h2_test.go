@@ -821,3 +821,18 @@ func TestHTTP2SlowReaderIsCut(t *testing.T) {
 		t.Errorf("the node still serves %d requests to a client that reads nothing, 15 s on (send_timeout 1s)", n)
 	}
 }
+
+func TestH2ErrorType(t *testing.T) {
+	for _, c := range []struct{ in, want string }{
+		{"conn_ENHANCE_YOUR_CALM_too_many_early_resets", "too_many_early_resets"},
+		{"stream_PROTOCOL_settings_big_or_dups", "settings_big_or_dups"},
+		{"conn_PROTOCOL_over_max_streams", "over_max_streams"},
+		{"stream_13_headers_odd", "headers_odd"},
+		{"rapid_reset", "rapid_reset"},
+		{"conn_PROTOCOL", "conn_PROTOCOL"},
+	} {
+		if got := h2ErrorType(c.in); got != c.want {
+			t.Errorf("h2ErrorType(%q) = %q, want %q", c.in, got, c.want)
+		}
+	}
+}
