@@ -120,6 +120,10 @@ func (c *sendTimeoutConn) SetDeadline(t time.Time) error {
 	return c.SetWriteDeadline(t)
 }
 
+// SetReadDeadline is the plain connection's: reads do not slide (Read),
+// so there is no inactivity timeout to remember.
+func (c *sendTimeoutConn) SetReadDeadline(t time.Time) error { return c.Conn.SetReadDeadline(t) }
+
 // Read is the plain connection's: only writes slide. The request header
 // must arrive within read_header_timeout of its start however slowly it
 // trickles (slow-loris), and a streamed request body pushes its own
@@ -152,7 +156,10 @@ func (l *retryListener) Accept() (net.Conn, error) {
 	var delay time.Duration
 	for {
 		c, err := l.Listener.Accept()
-		if err == nil || !acceptErrorPasses(err) {
+		if err == nil {
+			return wrapSysConn(c), nil
+		}
+		if !acceptErrorPasses(err) {
 			return c, err
 		}
 		if now := time.Now().UnixNano(); now-l.lastLog.Load() > int64(time.Second) {

@@ -356,7 +356,7 @@ func newNodeLink(name, address string, up *config.Upstream) *nodeLink {
 			if err != nil {
 				return nil, &dialError{node: name, err: err}
 			}
-			return &slidingConn{Conn: c}, nil
+			return &slidingConn{Conn: wrapSysConn(c)}, nil
 		},
 		NoDefaultUserAgentHeader:      true,
 		DisableHeaderNamesNormalizing: false,
