@@ -119,6 +119,15 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	return s, nil
 }
 
+// publicListenConfig opens the public listeners. TCP keep-alive probes
+// are off on accepted connections (KeepAlive -1), as in HAProxy (no
+// "option clitcpka") and nginx (no so_keepalive): idle_timeout and
+// read_header_timeout already end idle and silent clients, and switching
+// the probes on costs four setsockopt calls per connection (about 1 µs
+// each on this project's VM). A tunnel, which may idle for an hour,
+// switches them on for its client (tunnel.run).
+var publicListenConfig = net.ListenConfig{KeepAlive: -1}
+
 // Start binds every listener and serves in the background. It fails, and
 // leaves nothing open, if any address cannot be bound.
 func (s *Server) Start() error {
@@ -136,7 +145,7 @@ func (s *Server) Start() error {
 		return err
 	}
 	for _, l := range cfg.Listeners {
-		ln, err := net.Listen("tcp", l.Address)
+		ln, err := publicListenConfig.Listen(context.Background(), "tcp", l.Address)
 		if err != nil {
 			return fail(fmt.Errorf("listening on %s (%s): %w", l.Address, l.Name, err))
 		}

@@ -182,3 +182,59 @@ func TestSysConnReadAndWriteAllocateNothing(t *testing.T) {
 		t.Fatalf("a Write and a Read through sysConn allocated %.1f times, want 0", allocs)
 	}
 }
+
+// sockoptInt reads an integer socket option of c's descriptor.
+func sockoptInt(t *testing.T, c net.Conn, level, opt int) int {
+	t.Helper()
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		t.Fatalf("%T has no descriptor", c)
+	}
+	raw, err := sc.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v int
+	var gerr error
+	if err := raw.Control(func(fd uintptr) { v, gerr = syscall.GetsockoptInt(int(fd), level, opt) }); err != nil {
+		t.Fatal(err)
+	}
+	if gerr != nil {
+		t.Fatal(gerr)
+	}
+	return v
+}
+
+// TestPublicConnectionsHaveNoKeepAliveProbesUntilTunnelled: accepted
+// connections skip the four keep-alive setsockopt calls; a tunnel's
+// client connection gets probes after 30 s of silence.
+func TestPublicConnectionsHaveNoKeepAliveProbesUntilTunnelled(t *testing.T) {
+	ln, err := publicListenConfig.Listen(t.Context(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ln.Close() })
+	go func() {
+		if c, err := net.Dial("tcp", ln.Addr().String()); err == nil {
+			t.Cleanup(func() { _ = c.Close() })
+		}
+	}()
+	c, err := (&retryListener{Listener: ln}).Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	if _, ok := c.(*sysConn); !ok {
+		t.Fatalf("accepted %T, want a *sysConn", c)
+	}
+	if v := sockoptInt(t, c, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE); v != 0 {
+		t.Errorf("SO_KEEPALIVE = %d on an accepted connection, want 0", v)
+	}
+	keepTunnelAlive(innermostConn(&sendTimeoutConn{slidingConn: slidingConn{Conn: c}}))
+	if v := sockoptInt(t, c, syscall.SOL_SOCKET, syscall.SO_KEEPALIVE); v != 1 {
+		t.Errorf("SO_KEEPALIVE = %d on a tunnel's client connection, want 1", v)
+	}
+	if v := sockoptInt(t, c, syscall.IPPROTO_TCP, syscall.TCP_KEEPIDLE); v != 30 {
+		t.Errorf("TCP_KEEPIDLE = %d s on a tunnel's client connection, want 30", v)
+	}
+}

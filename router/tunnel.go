@@ -517,6 +517,23 @@ func (s *Server) dialTunnel(p *pool, up *config.Upstream, key uint64, out *outco
 	}
 }
 
+// tunnelKeepAlive are the TCP keep-alive probes of a tunnel's client
+// connection: after 30 s of silence, as the node side (dialNode's
+// Dialer.KeepAlive), then Go's defaults (every 15 s, 9 times).
+var tunnelKeepAlive = net.KeepAliveConfig{Enable: true, Idle: 30 * time.Second}
+
+// keepTunnelAlive switches TCP keep-alive probes on for c, the innermost
+// client connection of a tunnel. Public listeners accept without them
+// (publicListenConfig), but a tunnel may idle for an hour, and a client
+// that vanished without a FIN would otherwise hold its slot until then.
+func keepTunnelAlive(c net.Conn) {
+	if ka, ok := c.(interface {
+		SetKeepAliveConfig(net.KeepAliveConfig) error
+	}); ok {
+		_ = ka.SetKeepAliveConfig(tunnelKeepAlive)
+	}
+}
+
 // dialNode opens a connection of its own to n, with the pool's connect
 // timeout bounding the TCP connection and the TLS handshake.
 func dialNode(n *Node, up *config.Upstream) (conn, raw net.Conn, err error) {
@@ -634,6 +651,7 @@ var tunnelBufPool = sync.Pool{New: func() any {
 func (t *tunnel) run(client net.Conn) {
 	// Resolved now: fasthttp reuses its wrapper of client once run returned.
 	t.clientRaw = innermostConn(client)
+	keepTunnelAlive(t.clientRaw)
 	if !t.state.CompareAndSwap(tunnelPending, tunnelRunning) {
 		return // killed before it started: finish already ran
 	}
